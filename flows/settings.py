@@ -1,0 +1,51 @@
+"""Settings: environment variables `EMOPULSE_*`, then an optional `emopulse.toml`, then defaults.
+
+Only `flows` and `dashboard` read settings; every lower room takes explicit arguments.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
+
+__all__ = ["Settings", "load_settings"]
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="EMOPULSE_", extra="ignore")
+
+    home: Path = Field(Path("var"), description="where the warehouse, snapshots and artifacts live")
+    bilibili_api_base: str = "https://api.bilibili.com"
+    bilibili_sessdata: SecretStr | None = Field(None, description="optional logged-in session cookie")
+    crawl_throttle_s: float = Field(0.8, ge=0, description="pause between requests (plus jitter)")
+    crawl_jitter_s: float = Field(0.4, ge=0)
+    crawl_backoff_s: float = Field(5.0, ge=0, description="base of exponential backoff")
+    crawl_cooldown_s: float = Field(1800.0, ge=0, description="pause of a source after a -412 ban")
+    crawl_max_retries: int = Field(3, ge=0)
+    crawl_timeout_s: float = Field(20.0, gt=0)
+    emoji_min_share: float = Field(0.01, ge=0, le=1, description="emotes under this share fold into `others`")
+    emoji_min_comments: int = Field(300, ge=0, description="emotes with more comments enter the training set")
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        toml_file = os.environ.get("EMOPULSE_CONFIG", "emopulse.toml")
+        return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls, toml_file=toml_file))
+
+    @property
+    def database(self) -> Path:
+        return self.home / "warehouse.duckdb"
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Settings with command-line overrides applied (None means 'not given')."""
+    return Settings(**{k: v for k, v in overrides.items() if v is not None})

@@ -1,0 +1,1 @@
+"""A Bilibili-compatible local server for demos and tests."""

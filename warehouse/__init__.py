@@ -1,0 +1,1 @@
+"""emopulse.warehouse"""
