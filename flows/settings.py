@@ -11,7 +11,7 @@ from pathlib import Path
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
 
-__all__ = ["Settings", "load_settings"]
+__all__ = ["Settings", "load_settings", "prepare_prefect"]
 
 
 class Settings(BaseSettings):
@@ -49,3 +49,14 @@ class Settings(BaseSettings):
 def load_settings(**overrides: object) -> Settings:
     """Settings with command-line overrides applied (None means 'not given')."""
     return Settings(**{k: v for k, v in overrides.items() if v is not None})
+
+
+def prepare_prefect(home: Path) -> None:
+    """Point Prefect's local API and results under the emopulse home unless the user set them.
+
+    Call before `prefect` is imported: it reads its settings at import time.
+    """
+    os.environ.setdefault("PREFECT_HOME", str((home / "prefect").absolute()))
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")

@@ -1,0 +1,310 @@
+"""The `emopulse` command line. Imports stay inside commands so `emopulse --help` is instant."""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+
+from .settings import Settings, load_settings
+
+app = typer.Typer(help="emopulse: watch how Chinese social media feels.", no_args_is_help=True,
+                  add_completion=False, pretty_exceptions_enable=False)
+crawl_app = typer.Typer(help="Crawl Bilibili videos, comments and emotes into the warehouse.", no_args_is_help=True)
+import_app = typer.Typer(help="Import datasets that already exist as files.", no_args_is_help=True)
+export_app = typer.Typer(help="Export tables as files.", no_args_is_help=True)
+train_app = typer.Typer(help="Train models (exported to ONNX and registered).", no_args_is_help=True)
+app.add_typer(crawl_app, name="crawl")
+app.add_typer(import_app, name="import")
+app.add_typer(export_app, name="export")
+app.add_typer(train_app, name="train")
+
+Home = Annotated[Path | None, typer.Option("--home", help="emopulse home (default $EMOPULSE_HOME or ./var).")]
+ApiBase = Annotated[str | None, typer.Option("--api-base", help="Bilibili API base URL (default $EMOPULSE_BILIBILI_API_BASE).")]
+Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")]
+
+EXIT_TEMPFAIL = 75  # sysexits EX_TEMPFAIL: try again later (warehouse busy)
+F = TypeVar("F", bound=Callable[..., Any])
+log = logging.getLogger("emopulse")
+
+
+def _setup_logging() -> None:
+    from rich.logging import RichHandler
+
+    logging.basicConfig(level=logging.INFO, format="%(message)s", datefmt="[%X]",
+                        handlers=[RichHandler(console=_console(stderr=True), show_path=False)])
+    for noisy in ("httpx", "httpcore"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+@functools.cache
+def _console(stderr: bool = False):
+    from rich.console import Console
+
+    return Console(stderr=stderr)
+
+
+def command(fn: F) -> F:
+    """Friendly errors: a known failure prints one line naming what was wrong, not a traceback."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from emopulse.warehouse import WarehouseBusy, WarehouseError
+
+        _setup_logging()
+        try:
+            return fn(*args, **kwargs)
+        except WarehouseBusy as exc:
+            _console(stderr=True).print(f"[red]error:[/] {exc}")
+            raise typer.Exit(EXIT_TEMPFAIL) from None
+        except (WarehouseError, FileNotFoundError, ValueError) as exc:
+            _console(stderr=True).print(f"[red]error:[/] {exc}")
+            raise typer.Exit(1) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _settings(home: Path | None, api_base: str | None = None) -> Settings:
+    return load_settings(home=home, bilibili_api_base=api_base)
+
+
+def _print_json(data: Any) -> None:
+    _console().print_json(json.dumps(data, ensure_ascii=False, default=str))
+
+
+# ----------------------------------------------------------------------------- crawl
+
+@crawl_app.command("videos")
+@command
+def crawl_videos(
+    bvids: Annotated[list[str] | None, typer.Argument(help="BV ids to crawl.")] = None,
+    from_file: Annotated[Path | None, typer.Option("--from-file", help="One BV id a line, or a CSV with a bvid column.")] = None,
+    home: Home = None, api_base: ApiBase = None, quiet: Quiet = False,
+) -> None:
+    """Crawl the comments of the given videos (resuming where an earlier crawl stopped)."""
+    from . import steps
+
+    ids = list(bvids or [])
+    if from_file:
+        ids += steps.read_bvids(from_file)
+    if not ids:
+        raise typer.BadParameter("give BV ids or --from-file")
+    _print_json(steps.crawl(_settings(home, api_base), bvids=ids, show_progress=not quiet))
+
+
+@crawl_app.command("popular")
+@command
+def crawl_popular(
+    max_pages: Annotated[int, typer.Option("--max-pages", min=1, help="Pages of the popular list (20 videos each).")] = 1,
+    min_reply: Annotated[int, typer.Option("--min-reply", min=0, help="Keep videos with at least this many comments.")] = 0,
+    discover_only: Annotated[bool, typer.Option("--discover-only", help="Only record the videos; crawl no comments.")] = False,
+    home: Home = None, api_base: ApiBase = None, quiet: Quiet = False,
+) -> None:
+    """Discover videos on the popular list and crawl their comments."""
+    from . import steps
+
+    _print_json(steps.crawl(_settings(home, api_base), popular_pages=max_pages, min_reply=min_reply,
+                            discover_only=discover_only, show_progress=not quiet))
+
+
+@crawl_app.command("search")
+@command
+def crawl_search(
+    keywords_file: Annotated[Path, typer.Option("--keywords-file", help="UTF-8, one keyword a line, # comments.")],
+    order: Annotated[str, typer.Option("--order", help="pubdate, totalrank or click.")] = "pubdate",
+    max_pages: Annotated[int, typer.Option("--max-pages", min=1, help="Result pages per keyword (20 videos each).")] = 1,
+    discover_only: Annotated[bool, typer.Option("--discover-only", help="Only record the videos; crawl no comments.")] = False,
+    home: Home = None, api_base: ApiBase = None, quiet: Quiet = False,
+) -> None:
+    """Discover videos by keyword search and crawl their comments."""
+    from . import steps
+
+    if order not in ("pubdate", "totalrank", "click"):
+        raise typer.BadParameter("--order must be pubdate, totalrank or click")
+    _print_json(steps.crawl(_settings(home, api_base), keywords=steps.read_keywords(keywords_file), order=order,
+                            search_pages=max_pages, discover_only=discover_only, show_progress=not quiet))
+
+
+@crawl_app.command("emotes")
+@command
+def crawl_emotes(home: Home = None, api_base: ApiBase = None) -> None:
+    """Read the emote panel into the `emotes` catalog."""
+    from . import steps
+
+    _print_json(steps.crawl(_settings(home, api_base), emotes=True, show_progress=False))
+
+
+# ----------------------------------------------------------------------------- import / clean / export
+
+@import_app.command("comments")
+@command
+def import_comments(
+    paths: Annotated[list[Path], typer.Argument(help="CSV files of comments (layout detected from the header).")],
+    home: Home = None,
+) -> None:
+    """Import comment files (xycode, the emoji seed's cleaned CSV, sysu labelled) into the warehouse."""
+    from dataclasses import asdict
+
+    from . import steps
+
+    _print_json([asdict(s) for s in steps.import_comments(_settings(home), paths)])
+
+
+@app.command("clean")
+@command
+def clean(
+    min_share: Annotated[float | None, typer.Option("--min-share", help="Fold emotes under this share into `others`.")] = None,
+    min_comments: Annotated[int | None, typer.Option("--min-comments", help="Emotes with more comments enter the training set.")] = None,
+    home: Home = None,
+) -> None:
+    """Refresh the emoji statistics and the training set."""
+    from . import steps
+
+    _print_json(steps.clean(_settings(home), min_share=min_share, min_comments=min_comments))
+
+
+@export_app.command("emoji-counts")
+@command
+def export_emoji_counts(
+    out: Annotated[Path, typer.Option("--out", help="CSV file to write.")],
+    home: Home = None,
+) -> None:
+    """Write `emoji_counts` (with the `others` row) as CSV, from the published snapshot."""
+    from emopulse.warehouse import query
+
+    df = query(_settings(home).home, "SELECT emoji_alt, emoji_name, count, share FROM emoji_counts ORDER BY count DESC")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    df.to_csv(out, index=False)
+    _console(stderr=True).print(f"wrote {len(df)} rows to {out}")
+
+
+# ----------------------------------------------------------------------------- models
+
+@train_app.command("emoji")
+@command
+def train_emoji(
+    epochs: Annotated[int, typer.Option("--epochs", min=1)] = 8,
+    seed: Annotated[int, typer.Option("--seed")] = 0,
+    home: Home = None,
+) -> None:
+    """Train the emote classifier, export it to ONNX (parity checked) and register it."""
+    from . import steps
+
+    _print_json(steps.train_emoji(_settings(home), epochs=epochs, seed=seed))
+
+
+@app.command("score")
+@command
+def score(
+    model: Annotated[str | None, typer.Option("--model", help="Model id (default: the latest emoji model).")] = None,
+    device: Annotated[str, typer.Option("--device", help="auto, cuda or cpu.")] = "auto",
+    home: Home = None,
+) -> None:
+    """Score comments with ONNX Runtime into `predictions`."""
+    from . import steps
+
+    _print_json(steps.score(_settings(home), model_id=model, device=device))
+
+
+# ----------------------------------------------------------------------------- read side
+
+@app.command("sql")
+@command
+def sql(
+    query_text: Annotated[str, typer.Argument(metavar="SQL", help="A read-only query over the published snapshots.")],
+    fmt: Annotated[str, typer.Option("--format", help="table, csv or json.")] = "table",
+    home: Home = None,
+) -> None:
+    """Run read-only SQL on the snapshot catalog (works while a crawl is writing)."""
+    from emopulse.warehouse import format_result, query
+
+    if fmt not in ("table", "csv", "json"):
+        raise typer.BadParameter("--format must be table, csv or json")
+    sys.stdout.write(format_result(query(_settings(home).home, query_text), fmt))
+    sys.stdout.write("\n")
+
+
+@app.command("publish")
+@command
+def publish(home: Home = None) -> None:
+    """Publish a complete snapshot set and catalog for readers."""
+    from . import steps
+
+    _console().print(f"published {steps.publish(_settings(home))}")
+
+
+@app.command("dashboard")
+@command
+def dashboard(
+    port: Annotated[int, typer.Option("--port")] = 8501,
+    home: Home = None,
+) -> None:
+    """Serve the Streamlit dashboard on 127.0.0.1."""
+    from .serve import run_dashboard
+
+    run_dashboard(_settings(home).home, port=port)
+
+
+@app.command("serve-bilibili")
+@command
+def serve_bilibili(port: Annotated[int, typer.Option("--port")] = 8765) -> None:
+    """Serve the bundled Bilibili-compatible API on 127.0.0.1 (for demos and tests)."""
+    from emopulse.ingest.localserver import serve_local_bilibili
+
+    with serve_local_bilibili(port=port) as server:
+        _console().print(f"local Bilibili API at {server.url}  (Ctrl-C to stop)")
+        try:
+            server.wait()
+        except KeyboardInterrupt:
+            pass
+
+
+# ----------------------------------------------------------------------------- pipeline
+
+@app.command("run")
+@command
+def run(
+    bvids: Annotated[list[str] | None, typer.Argument(help="BV ids to crawl besides the popular list.")] = None,
+    popular_pages: Annotated[int, typer.Option("--popular-pages", min=0)] = 1,
+    min_reply: Annotated[int, typer.Option("--min-reply", min=0)] = 0,
+    min_comments: Annotated[int | None, typer.Option("--min-comments", help="Training-set threshold (default: setting).")] = None,
+    epochs: Annotated[int, typer.Option("--epochs", min=1)] = 8,
+    home: Home = None, api_base: ApiBase = None,
+) -> None:
+    """Run the whole pipeline once as a Prefect flow (crawl, clean, train, export, score, publish)."""
+    from .settings import prepare_prefect
+
+    settings = _settings(home, api_base)
+    prepare_prefect(settings.home)
+    from .pipeline import pipeline
+
+    result = pipeline(home=str(settings.home), api_base=settings.bilibili_api_base, bvids=bvids or [],
+                      popular_pages=popular_pages, min_reply=min_reply, min_comments=min_comments, epochs=epochs)
+    _print_json(result)
+
+
+@app.command("demo")
+@command
+def demo(
+    no_dashboard: Annotated[bool, typer.Option("--no-dashboard", help="Stop after the summary.")] = False,
+    port: Annotated[int, typer.Option("--port", help="Dashboard port.")] = 8501,
+    home: Home = None,
+) -> None:
+    """Start the local Bilibili server, run the pipeline against it, summarise, serve the dashboard."""
+    from .demo import run_demo
+
+    run_demo(_settings(home), dashboard_port=None if no_dashboard else port, console=_console())
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()
