@@ -55,6 +55,7 @@ def command(fn: F) -> F:
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from emopulse.ingest.errors import CrawlerError
         from emopulse.warehouse import WarehouseBusy, WarehouseError
 
         _setup_logging()
@@ -63,7 +64,7 @@ def command(fn: F) -> F:
         except WarehouseBusy as exc:
             _console(stderr=True).print(f"[red]error:[/] {exc}")
             raise typer.Exit(EXIT_TEMPFAIL) from None
-        except (WarehouseError, FileNotFoundError, ValueError) as exc:
+        except (WarehouseError, CrawlerError, FileNotFoundError, ValueError) as exc:
             _console(stderr=True).print(f"[red]error:[/] {exc}")
             raise typer.Exit(1) from None
 
@@ -146,6 +147,7 @@ def crawl_emotes(home: Home = None, api_base: ApiBase = None) -> None:
 @command
 def import_comments(
     paths: Annotated[list[Path], typer.Argument(help="CSV files of comments (layout detected from the header).")],
+    encoding: Annotated[str | None, typer.Option("--encoding", help="Read as this encoding (e.g. gb18030) instead of UTF-8.")] = None,
     home: Home = None,
 ) -> None:
     """Import comment files (xycode, the emoji seed's cleaned CSV, sysu labelled) into the warehouse."""
@@ -153,7 +155,7 @@ def import_comments(
 
     from . import steps
 
-    _print_json([asdict(s) for s in steps.import_comments(_settings(home), paths)])
+    _print_json([asdict(s) for s in steps.import_comments(_settings(home), paths, encoding=encoding)])
 
 
 @app.command("clean")
@@ -255,12 +257,14 @@ def dashboard(
 @command
 def serve_bilibili(port: Annotated[int, typer.Option("--port")] = 8765) -> None:
     """Serve the bundled Bilibili-compatible API on 127.0.0.1 (for demos and tests)."""
+    import threading
+
     from emopulse.ingest.localserver import serve_local_bilibili
 
     with serve_local_bilibili(port=port) as server:
         _console().print(f"local Bilibili API at {server.url}  (Ctrl-C to stop)")
         try:
-            server.wait()
+            threading.Event().wait()
         except KeyboardInterrupt:
             pass
 

@@ -11,10 +11,12 @@ import logging
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
-from emopulse.ingest.bilibili import comment_pages, emote_panel, fetch_video, popular_pages, search_pages
+from emopulse.ingest.bilibili import (
+    comment_pages, emote_panel, fetch_video, popular_pages, reply_pages, search_pages,
+)
 from emopulse.ingest.client import BilibiliClient
 from emopulse.ingest.errors import ApiError, CommentsClosed, CrawlerError, NotFound
-from emopulse.ingest.records import VideoPage
+from emopulse.ingest.records import CommentPage, VideoPage
 from emopulse.warehouse import Warehouse, crawl_state, land_raw_page, load_comment_page, load_video_page, mark_video, upsert_emotes, upsert_videos
 
 from .progress import Progress
@@ -112,16 +114,18 @@ def crawl_video(wh: Warehouse, client: BilibiliClient, bvid: str, *, progress: P
     cursor = state["cursor"] if state else None
     try:
         for page in comment_pages(client, bvid=bvid, aid=video.aid, cursor=cursor):
-            loaded = load_comment_page(wh, page)
-            summary.pages += 1
-            if page.error:
-                summary.errors.append(f"{bvid}: page {loaded.page_id} not parsed: {page.error}")
-                log.warning("%s: page not parsed (raw page %s kept): %s", bvid, loaded.page_id, page.error)
+            # Threads first: the main page (and its cursor) commits only after every thread it
+            # opened is complete, so a crawl killed in between fetches those threads again.
+            for root in _open_threads(page):
+                thread = crawl_state(wh, bvid, f"reply:{root.rpid}")
+                if thread and thread["is_end"]:
+                    continue
+                for reply_page in reply_pages(client, bvid=bvid, aid=video.aid, root=root.rpid,
+                                              cursor=thread["cursor"] if thread else None):
+                    if not _load(wh, reply_page, summary, progress):
+                        break
+            if not _load(wh, page, summary, progress):
                 break
-            summary.comments += loaded.comments
-            summary.comment_emotes += loaded.comment_emotes
-            if progress:
-                progress.advance(pages=1, comments=loaded.comments, emotes=loaded.comment_emotes)
     except CommentsClosed as exc:
         _land_error(wh, exc)
         mark_video(wh, bvid, "comments_closed")
@@ -133,6 +137,31 @@ def crawl_video(wh: Warehouse, client: BilibiliClient, bvid: str, *, progress: P
         summary.errors.append(f"{bvid}: {exc}")
         log.warning("%s: stopped: %s", bvid, exc)
     return summary
+
+
+def _open_threads(page: CommentPage):
+    """Root comments of a page with more sub-replies than the preview the page carried."""
+    previewed: dict[int, int] = {}
+    for c in page.comments:
+        if c.root:
+            previewed[c.root] = previewed.get(c.root, 0) + 1
+    return [c for c in page.comments if not c.root and (c.rcount or 0) > previewed.get(c.rpid, 0)]
+
+
+def _load(wh: Warehouse, page: CommentPage, summary: CrawlSummary, progress: Progress | None) -> bool:
+    """Commit one page with its checkpoint; False when it could not be parsed (kept raw)."""
+    loaded = load_comment_page(wh, page)
+    summary.pages += 1
+    if page.error:
+        summary.errors.append(f"{page.bvid} {page.listing}: page {loaded.page_id} not parsed: {page.error}")
+        log.warning("%s %s: page not parsed (raw page %s kept): %s", page.bvid, page.listing, loaded.page_id,
+                    page.error)
+        return False
+    summary.comments += loaded.comments
+    summary.comment_emotes += loaded.comment_emotes
+    if progress:
+        progress.advance(pages=1, comments=loaded.comments, emotes=loaded.comment_emotes)
+    return True
 
 
 def crawl_videos(wh: Warehouse, client: BilibiliClient, bvids: Iterable[str], *, show_progress: bool = True) -> CrawlSummary:

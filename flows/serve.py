@@ -16,7 +16,7 @@ def dashboard_command(*, port: int, address: str = "127.0.0.1") -> list[str]:
     app_file = Path(emopulse.dashboard.__file__).with_name("app.py")
     return [sys.executable, "-m", "streamlit", "run", str(app_file),
             "--server.address", address, "--server.port", str(port), "--server.headless", "true",
-            "--browser.gatherUsageStats", "false"]
+            "--browser.gatherUsageStats", "false", "--client.toolbarMode", "minimal"]
 
 
 def run_dashboard(home: Path, *, port: int) -> int:

@@ -12,7 +12,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from emopulse.warehouse import Warehouse, publish_snapshots, refresh_emoji_stats, upsert_comments, upsert_videos
+from emopulse.warehouse import (
+    Warehouse, publish_snapshots, refresh_emoji_stats, upsert_comments, upsert_emotes, upsert_videos,
+)
 
 from .settings import Settings
 
@@ -101,17 +103,17 @@ class ImportSummary:
     skipped_rows: int
 
 
-def import_comments(settings: Settings, paths: Iterable[Path]) -> list[ImportSummary]:
-    """Comment files (the known CSV layouts) into `comments` and `comment_emotes`."""
+def import_comments(settings: Settings, paths: Iterable[Path], *, encoding: str | None = None) -> list[ImportSummary]:
+    """Comment files (the known CSV layouts) into `comments`, `comment_emotes` and `emotes`."""
     from emopulse.ingest.files import read_comment_file
 
     out = []
     with writer(settings, "import comments") as wh:
         for path in paths:
-            result = read_comment_file(path)
+            result = read_comment_file(path, encoding=encoding)
             with wh.transaction():
-                if result.videos:
-                    upsert_videos(wh, result.videos)
+                upsert_videos(wh, result.videos)
+                upsert_emotes(wh, result.emotes)
                 n_comments, n_emotes = upsert_comments(wh, result.comments)
             out.append(ImportSummary(str(path), result.layout, n_comments, n_emotes, len(result.skipped)))
             for problem in result.skipped[:10]:

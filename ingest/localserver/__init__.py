@@ -1,1 +1,11 @@
-"""A Bilibili-compatible local server for demos and tests."""
+"""A Bilibili-compatible local server for demos and tests, serving the bundled comments.
+
+    with serve_local_bilibili() as server:
+        BilibiliClient(server.url)...
+
+Or from a shell: `python -m emopulse.ingest.localserver --port 8765`.
+"""
+
+from .server import FAULT_KINDS, Fault, LocalBilibili, SeenRequest, serve_local_bilibili
+
+__all__ = ["FAULT_KINDS", "Fault", "LocalBilibili", "SeenRequest", "serve_local_bilibili"]

@@ -1,0 +1,129 @@
+"""Typed errors of the Bilibili crawler; each says whether retrying later may help.
+
+    CrawlerError                      (transient: bool; raw: RawPage | None)
+    ├── TransportError                timeouts, connection resets, HTTP 5xx, HTTP 429   transient
+    ├── ApiError(code, message, endpoint)   any other non-zero `code`                 terminal
+    │   ├── RiskControl               -352: refresh WBI keys and cookies, slow down      transient
+    │   ├── Blocked                   -412, or an HTTP 412 HTML page: long cool-down     terminal
+    │   ├── RateLimited               -799, -509: back off                               transient
+    │   ├── PermissionDenied          -403 (also a bad WBI signature)                    terminal
+    │   ├── NotFound                  -404 (video deleted): record and skip              terminal
+    │   ├── BadRequest                -400 (e.g. page out of range): stop paging         terminal
+    │   ├── NotLoggedIn               -101                                               terminal
+    │   ├── CommentsClosed            12002: record and skip                             terminal
+    │   └── WrongType                 12009: a bug, fail loudly                          terminal
+    └── ParseError                    truncated or non-JSON body, missing fields         terminal
+
+`raw` is the HTTP answer that caused the error (when there was one), so a caller can land it.
+Messages name the endpoint and the API's message, never a cookie.
+"""
+
+from __future__ import annotations
+
+from .records import RawPage
+
+__all__ = [
+    "ApiError",
+    "BadRequest",
+    "Blocked",
+    "CommentsClosed",
+    "CrawlerError",
+    "NotFound",
+    "NotLoggedIn",
+    "ParseError",
+    "PermissionDenied",
+    "RateLimited",
+    "RiskControl",
+    "TransportError",
+    "WrongType",
+    "api_error",
+]
+
+
+class CrawlerError(Exception):
+    """Base of every crawler error."""
+
+    transient: bool = False
+
+    def __init__(self, message: str, *, raw: RawPage | None = None) -> None:
+        super().__init__(message)
+        self.raw = raw
+
+
+class TransportError(CrawlerError):
+    """The request did not get a usable answer: timeout, reset, HTTP 5xx or 429."""
+
+    transient = True
+
+    def __init__(
+        self, message: str, *, http_status: int | None = None, raw: RawPage | None = None
+    ) -> None:
+        super().__init__(message, raw=raw)
+        self.http_status = http_status
+
+
+class ParseError(CrawlerError):
+    """The body is not the JSON we expect (truncated, HTML, or missing fields)."""
+
+
+class ApiError(CrawlerError):
+    """The API answered with a non-zero `code`."""
+
+    codes: tuple[int, ...] = ()
+
+    def __init__(self, code: int, message: str, endpoint: str, *, raw: RawPage | None = None):
+        super().__init__(f"{endpoint}: code {code}: {message}", raw=raw)
+        self.code = code
+        self.api_message = message
+        self.endpoint = endpoint
+
+
+class RiskControl(ApiError):
+    codes = (-352,)
+    transient = True
+
+
+class Blocked(ApiError):
+    codes = (-412,)
+
+
+class RateLimited(ApiError):
+    codes = (-799, -509)
+    transient = True
+
+
+class PermissionDenied(ApiError):
+    codes = (-403,)
+
+
+class NotFound(ApiError):
+    codes = (-404,)
+
+
+class BadRequest(ApiError):
+    codes = (-400,)
+
+
+class NotLoggedIn(ApiError):
+    codes = (-101,)
+
+
+class CommentsClosed(ApiError):
+    codes = (12002,)
+
+
+class WrongType(ApiError):
+    codes = (12009,)
+
+
+_BY_CODE: dict[int, type[ApiError]] = {
+    code: cls
+    for cls in (RiskControl, Blocked, RateLimited, PermissionDenied, NotFound, BadRequest,
+                NotLoggedIn, CommentsClosed, WrongType)
+    for code in cls.codes
+}
+
+
+def api_error(code: int, message: str, endpoint: str, *, raw: RawPage | None = None) -> ApiError:
+    """The typed `ApiError` for an API `code` (the base class for codes we do not know)."""
+    return _BY_CODE.get(code, ApiError)(code, message, endpoint, raw=raw)

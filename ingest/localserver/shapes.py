@@ -1,0 +1,125 @@
+"""Bilibili JSON shapes built from the bundled dataset (replies, videos, emotes)."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from ..parse import extract_tokens
+from .dataset import Reply, SampleVideo, stable_hash
+from .emotes import MTIME, PACKAGE_ID, PACKAGE_NAME, CatalogEmote, catalog
+
+__all__ = ["PREVIEW", "emote_json", "package_json", "reply_json", "video_json"]
+
+PREVIEW = 3  # sub-replies shown inline under a root reply
+
+
+def emote_json(emote: CatalogEmote, base: str) -> dict[str, Any]:
+    return {
+        "id": emote.emote_id,
+        "package_id": PACKAGE_ID,
+        "state": 0,
+        "type": 1,
+        "attr": 0,
+        "text": emote.text,
+        "url": f"{base}/bfs/emote/{emote.emote_id}.png",
+        "meta": {"size": 1, "suggest": [""], "alias": emote.name},
+        "mtime": MTIME,
+    }
+
+
+def package_json(base: str) -> dict[str, Any]:
+    emotes = [emote_json(e, base) for e in catalog().values()]
+    return {
+        "id": PACKAGE_ID,
+        "text": PACKAGE_NAME,
+        "url": emotes[0]["url"],
+        "mtime": MTIME,
+        "type": 1,
+        "attr": 322,
+        "meta": {"size": 1, "item_id": 958},
+        "emote": emotes,
+    }
+
+
+def _content(message: str, base: str) -> dict[str, Any]:
+    known = catalog()
+    used = {t: emote_json(known[t], base) for t in extract_tokens(message) if t in known}
+    content: dict[str, Any] = {
+        "message": message, "plat": 0, "device": "", "members": [], "jump_url": {}, "max_line": 6,
+    }
+    if used:
+        content["emote"] = used
+    return content
+
+
+def reply_json(reply: Reply, base: str) -> dict[str, Any]:
+    """One reply object; a root carries a preview of its first sub-replies (or null)."""
+    preview = [reply_json(child, base) for child in reply.children[:PREVIEW]]
+    return {
+        "rpid": reply.rpid,
+        "oid": reply.aid,
+        "type": 1,
+        "mid": reply.mid,
+        "root": reply.root,
+        "parent": reply.parent,
+        "dialog": reply.parent,
+        "count": len(reply.children),
+        "rcount": len(reply.children),
+        "state": 0,
+        "ctime": reply.ctime,
+        "like": reply.like,
+        "rpid_str": str(reply.rpid),
+        "root_str": str(reply.root),
+        "parent_str": str(reply.parent),
+        "mid_str": str(reply.mid),
+        "member": {
+            "mid": str(reply.mid),
+            "uname": reply.uname,
+            "sex": "保密",
+            "sign": "",
+            "avatar": f"{base}/bfs/face/member/noface.jpg",
+            "level_info": {"current_level": reply.mid % 7},
+            "vip": {"vipType": 0, "vipStatus": 0},
+        },
+        "content": _content(reply.message, base),
+        "replies": preview or None,
+        "reply_control": {
+            "location": f"IP属地：{reply.location}",
+            "time_desc": time.strftime("%Y-%m-%d发布", time.gmtime(reply.ctime)),
+        },
+        "up_action": {"like": False, "reply": False},
+        "folder": {"has_folded": False, "is_folded": False, "rule": ""},
+        "invisible": False,
+    }
+
+
+def video_json(video: SampleVideo, base: str) -> dict[str, Any]:
+    """A video as `view` and `popular` describe it."""
+    h = stable_hash(f"stat:{video.aid}")
+    likes = sum(r.like for r in video.replies.values())
+    return {
+        "aid": video.aid,
+        "bvid": video.bvid,
+        "cid": video.aid + 1,
+        "title": video.title,
+        "pubdate": video.pubdate,
+        "ctime": video.pubdate,
+        "desc": "本地样本视频：评论来自 XYCode-Kerman/BilibiliCommentAsDataset (MIT)",
+        "duration": 60 + h % 600,
+        "pic": f"{base}/bfs/archive/{video.bvid}.jpg",
+        "tname": "样本",
+        "owner": {"mid": video.owner_mid, "name": video.owner_name,
+                  "face": f"{base}/bfs/face/member/noface.jpg"},
+        "pub_location": "",
+        "stat": {
+            "aid": video.aid,
+            "view": video.reply_count * 40 + h % 1000,
+            "danmaku": video.reply_count // 3,
+            "reply": video.reply_count,
+            "favorite": likes // 4,
+            "coin": likes // 5,
+            "share": likes // 20,
+            "like": likes,
+        },
+    }

@@ -1,0 +1,45 @@
+"""Schema and migrations."""
+
+from __future__ import annotations
+
+import duckdb
+from emopulse.warehouse import TABLES, Warehouse, migrate, schema_version
+from emopulse.warehouse.migrations import MIGRATIONS
+
+
+def test_migrations_twice_are_a_no_op(wh: Warehouse) -> None:
+    assert schema_version(wh.con) == MIGRATIONS[-1].version
+    assert migrate(wh.con) == []
+    rows = wh.con.execute("SELECT count(*) FROM schema_version").fetchall()[0][0]
+    assert rows == len(MIGRATIONS)
+
+
+def test_reopening_keeps_data_and_version(home) -> None:
+    with Warehouse.open(home / "warehouse.duckdb", command="first") as wh:
+        wh.con.execute("INSERT INTO videos (bvid, status) VALUES ('BV1', 'ok')")
+    with Warehouse.open(home / "warehouse.duckdb", command="again") as again:
+        assert again.con.execute("SELECT bvid FROM videos").fetchall() == [("BV1",)]
+        assert again.con.execute("SELECT count(*) FROM schema_version").fetchall()[0][0] == 1
+
+
+def test_every_table_has_its_declared_primary_key(wh: Warehouse) -> None:
+    for spec in TABLES.values():
+        cols = wh.con.execute(
+            "SELECT column_name FROM information_schema.columns WHERE table_name = ? "
+            "ORDER BY ordinal_position",
+            [spec.name],
+        ).fetchall()
+        assert [c for (c,) in cols] == list(spec.columns), spec.name
+        keys = wh.con.execute(
+            "SELECT constraint_column_names FROM duckdb_constraints() "
+            "WHERE table_name = ? AND constraint_type = 'PRIMARY KEY'",
+            [spec.name],
+        ).fetchall()
+        assert [tuple(k) for (k,) in keys] == ([spec.primary_key] if spec.primary_key else [])
+
+
+def test_a_fresh_connection_migrates_from_zero(tmp_path) -> None:
+    con = duckdb.connect(str(tmp_path / "x.duckdb"))
+    assert schema_version(con) == 0
+    assert migrate(con) == [m.version for m in MIGRATIONS]
+    assert migrate(con) == []

@@ -1,0 +1,101 @@
+"""Versioned schema migrations, recorded in `schema_version`; applying them twice is a no-op.
+
+Migration 1 creates every table as `schema.TABLES` declares it. A later schema change appends a
+migration (e.g. `ALTER TABLE t ADD COLUMN IF NOT EXISTS c T`) and updates the spec in the same
+change, so fresh and old databases converge on the same schema.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import duckdb
+
+from .schema import EMOJI_COMMENTS_COLUMNS, TABLES, create_table_sql
+
+__all__ = ["MIGRATIONS", "Migration", "migrate", "schema_version"]
+
+# One row per (comment, emote), deduplicated: the same user (mid, else uname) posting the same
+# content (message, else sentence) counts once per emote; the earliest real comment is kept. A row
+# with no user at all is never merged with another. `emoji_comments` is this without `rpid`.
+EMOJI_COMMENTS_KEYED_SQL = """
+CREATE OR REPLACE VIEW emoji_comments_keyed AS
+WITH joined AS (
+    SELECT c.rpid, c.bvid, e.emoji_alt, e.emoji_name, c.message, c.sentence, c.mid, c.uname,
+           c.ctime,
+           coalesce(nullif(c.mid, ''), nullif(c.uname, ''), 'rpid:' || c.rpid) AS user_key,
+           coalesce(nullif(c.message, ''), c.sentence) AS content_key
+    FROM comments AS c JOIN comment_emotes AS e USING (rpid)
+)
+SELECT rpid, bvid, emoji_alt, emoji_name, message, sentence, mid, uname,
+       strftime(make_timestamp(ctime::BIGINT * 1000000), '%Y-%m-%dT%H:%M:%S') || '+00:00'
+           AS ctime_iso
+FROM joined
+QUALIFY row_number() OVER (
+    PARTITION BY user_key, content_key, emoji_alt ORDER BY ctime NULLS LAST, rpid < 0, rpid
+) = 1
+"""
+
+EMOJI_COMMENTS_SQL = (
+    "CREATE OR REPLACE VIEW emoji_comments AS SELECT "
+    + ", ".join(EMOJI_COMMENTS_COLUMNS)
+    + " FROM emoji_comments_keyed"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Migration:
+    version: int
+    description: str
+    apply: Callable[[duckdb.DuckDBPyConnection], None]
+
+
+def _initial(con: duckdb.DuckDBPyConnection) -> None:
+    for spec in TABLES.values():
+        con.execute(create_table_sql(spec))
+    con.execute(EMOJI_COMMENTS_KEYED_SQL)
+    con.execute(EMOJI_COMMENTS_SQL)
+
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(1, "tables of issue 2 and the emoji_comments view", _initial),
+)
+
+
+def schema_version(con: duckdb.DuckDBPyConnection) -> int:
+    """The highest applied migration, 0 for an empty database."""
+    exists = con.execute(
+        "SELECT count(*) FROM information_schema.tables WHERE table_name = 'schema_version'"
+    ).fetchall()[0][0]
+    if not exists:
+        return 0
+    return con.execute("SELECT coalesce(max(version), 0) FROM schema_version").fetchall()[0][0]
+
+
+def migrate(
+    con: duckdb.DuckDBPyConnection, migrations: Sequence[Migration] = MIGRATIONS
+) -> list[int]:
+    """Apply the migrations not yet recorded, each in its own transaction; return their versions."""
+    con.execute(
+        "CREATE TABLE IF NOT EXISTS schema_version ("
+        "version INTEGER PRIMARY KEY, description VARCHAR, applied_at TIMESTAMPTZ)"
+    )
+    current = schema_version(con)
+    applied = []
+    for migration in sorted(migrations, key=lambda m: m.version):
+        if migration.version <= current:
+            continue
+        con.execute("BEGIN TRANSACTION")
+        try:
+            migration.apply(con)
+            con.execute(
+                "INSERT INTO schema_version VALUES (?, ?, now())",
+                [migration.version, migration.description],
+            )
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+        applied.append(migration.version)
+    return applied
