@@ -191,14 +191,16 @@ def export_emoji_counts(
 @train_app.command("emoji")
 @command
 def train_emoji(
-    epochs: Annotated[int, typer.Option("--epochs", min=1)] = 8,
+    epochs: Annotated[int | None, typer.Option("--epochs", min=1, help="Default: the model's own.")] = None,
     seed: Annotated[int, typer.Option("--seed")] = 0,
     home: Home = None,
 ) -> None:
     """Train the emote classifier, export it to ONNX (parity checked) and register it."""
     from . import steps
 
-    _print_json(steps.train_emoji(_settings(home), epochs=epochs, seed=seed))
+    settings = _settings(home)
+    record = steps.export_model(settings, steps.train_emoji(settings, epochs=epochs, seed=seed))
+    _print_json({k: record[k] for k in ("model_id", "task", "version", "sha256", "metrics", "artifacts")})
 
 
 @app.command("score")
@@ -228,8 +230,8 @@ def sql(
 
     if fmt not in ("table", "csv", "json"):
         raise typer.BadParameter("--format must be table, csv or json")
-    sys.stdout.write(format_result(query(_settings(home).home, query_text), fmt))
-    sys.stdout.write("\n")
+    text = format_result(query(_settings(home).home, query_text), fmt)
+    sys.stdout.write(text if text.endswith("\n") else text + "\n")
 
 
 @app.command("publish")
@@ -278,7 +280,7 @@ def run(
     popular_pages: Annotated[int, typer.Option("--popular-pages", min=0)] = 1,
     min_reply: Annotated[int, typer.Option("--min-reply", min=0)] = 0,
     min_comments: Annotated[int | None, typer.Option("--min-comments", help="Training-set threshold (default: setting).")] = None,
-    epochs: Annotated[int, typer.Option("--epochs", min=1)] = 8,
+    epochs: Annotated[int | None, typer.Option("--epochs", min=1, help="Default: the model's own.")] = None,
     home: Home = None, api_base: ApiBase = None,
 ) -> None:
     """Run the whole pipeline once as a Prefect flow (crawl, clean, train, export, score, publish)."""

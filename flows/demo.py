@@ -58,9 +58,10 @@ def print_summary(settings: Settings, result: dict[str, Any], console: Console) 
         table.add_row(key, f"{int(value):,}")
     model = result["model"]
     metrics = model.get("metrics", {})
-    for key in ("top1", "top5", "majority_top1", "majority_top5"):
-        if key in metrics:
-            table.add_row(f"model {key}", f"{metrics[key]:.3f}")
+    for k in (1, 5):
+        if f"top{k}_strict" in metrics:
+            table.add_row(f"model Top-{k} (held-out comments)",
+                          f"{metrics[f'top{k}_strict']:.3f}  (majority baseline {metrics[f'majority_top{k}_strict']:.3f})")
     table.add_row("model", f"{model.get('model_id')} (v{model.get('version')})")
     table.add_row("warehouse", str(settings.database.absolute()))
     table.add_row("catalog (duckdb -readonly)", str(catalog_path(settings.home).absolute()))

@@ -56,7 +56,9 @@ def prepare_prefect(home: Path) -> None:
 
     Call before `prefect` is imported: it reads its settings at import time.
     """
-    os.environ.setdefault("PREFECT_HOME", str((home / "prefect").absolute()))
+    prefect_home = (home / "prefect").absolute()
+    prefect_home.mkdir(parents=True, exist_ok=True)
+    os.environ.setdefault("PREFECT_HOME", str(prefect_home))
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")

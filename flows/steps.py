@@ -20,7 +20,7 @@ from .settings import Settings
 
 __all__ = [
     "ImportSummary", "clean", "crawl", "import_comments", "publish", "read_bvids", "read_keywords",
-    "score", "train_emoji", "writer",
+    "score", "train_emoji", "export_model", "writer",
 ]
 
 log = logging.getLogger(__name__)
@@ -131,25 +131,35 @@ def clean(settings: Settings, *, min_share: float | None = None, min_comments: i
     return asdict(stats)
 
 
-def train_emoji(settings: Settings, *, epochs: int = 8, seed: int = 0) -> dict[str, Any]:
-    """Train the emote classifier on `emoji_training_set`, export it to ONNX, check parity,
-    register it with its metrics and checksum."""
-    from emopulse.serving import export_and_register
+def train_emoji(settings: Settings, *, epochs: int | None = None, seed: int = 0, progress: bool = True):
+    """Train the emote classifier on `emoji_training_set` (split by comment) and evaluate it."""
     from emopulse.training import read_emoji_training_set, train_emoji_classifier
 
-    with writer(settings, "train emoji") as wh:
-        df = read_emoji_training_set(wh)
-        result = train_emoji_classifier(df, out_dir=settings.home / "runs" / "emoji", epochs=epochs, seed=seed)
+    with Warehouse.open(settings.database, command="train emoji") as wh:
+        rows = read_emoji_training_set(wh)
+    if rows.empty:
+        raise ValueError("emoji_training_set is empty: import or crawl comments, then run `emopulse clean` "
+                         "with a --min-comments that leaves some emotes")
+    return train_emoji_classifier(rows, out_dir=settings.home / "runs" / "emoji", epochs=epochs, seed=seed,
+                                  progress=progress)
+
+
+def export_model(settings: Settings, result) -> dict[str, Any]:
+    """Export a trained model to ONNX (parity checked against torch) and register it with its
+    metrics and sha256."""
+    from emopulse.serving import export_and_register
+
+    with writer(settings, "export emoji") as wh:
         record = export_and_register(wh, result, artifacts_root=settings.home)
-    return record
+    return asdict(record)
 
 
 def score(settings: Settings, *, model_id: str | None = None, device: str = "auto") -> dict[str, Any]:
-    """Score comments with the latest (or given) emoji model into `predictions`."""
+    """Score comments with the latest (or given) emoji model into `predictions` (ONNX Runtime)."""
     from emopulse.serving import score_comments
 
     with writer(settings, "score") as wh:
-        return score_comments(wh, model_id=model_id, device=device)
+        return asdict(score_comments(wh, model=model_id, device=device))
 
 
 def publish(settings: Settings) -> Path:

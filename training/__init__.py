@@ -1,1 +1,38 @@
-"""emopulse.training"""
+"""emopulse.training: datasets, splits, metrics, checkpoints and the emote models.
+
+Names are re-exported lazily (PEP 562), so `import emopulse.training` stays cheap and imports torch
+only when a model or training function is first used.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import Any
+
+_EXPORTS = {
+    "Split": ".splits", "split_by_comment": ".splits", "split_by_group": ".splits",
+    "split_by_video": ".splits",
+    "main_label": ".metrics", "majority_scores": ".metrics", "ranking_metrics": ".metrics",
+    "top_k": ".metrics", "topk_accuracy": ".metrics",
+    "load_checkpoint": ".checkpoint", "save_checkpoint": ".checkpoint",
+    "emote_comments": ".data", "read_comments": ".data", "read_emoji_training_set": ".data",
+    "eval_summary_markdown": ".report",
+    "HashedNgramTokenizer": ".emoji_bow.tokenize",
+    "EmojiBow": ".emoji_bow.model", "EmojiBowConfig": ".emoji_bow.model",
+    "TrainConfig": ".emoji_bow.train", "TrainResult": ".emoji_bow.train",
+    "load_emoji_bow": ".emoji_bow.train", "predict_proba": ".emoji_bow.train",
+    "train_emoji_classifier": ".emoji_bow.train",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(import_module(_EXPORTS[name], __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *__all__])

@@ -1,0 +1,83 @@
+"""Datasets read from the warehouse, and the per-comment view every emote model trains on.
+
+Readers take an open DuckDB connection (for example `Warehouse.con`) and return DataFrames, so the
+training code itself never touches a database.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .metrics import main_label
+
+__all__ = ["emote_comments", "read_comments", "read_emoji_training_set"]
+
+
+def read_emoji_training_set(source: Any) -> pd.DataFrame:
+    """All rows of `emoji_training_set` (one per comment and emote); `source` is a `Warehouse` or a
+    DuckDB connection."""
+    return _con(source).sql("SELECT * FROM emoji_training_set ORDER BY rpid, emoji_alt").df()
+
+
+def read_comments(source: Any, *, columns: tuple[str, ...] = ("rpid", "bvid", "sentence")) -> pd.DataFrame:
+    """The given columns of `comments`, ordered by rpid (for scoring)."""
+    cols = ", ".join(f'"{c}"' for c in columns)
+    return _con(source).sql(f"SELECT {cols} FROM comments ORDER BY rpid").df()
+
+
+def emote_comments(rows: pd.DataFrame, *, id_col: str = "rpid", label_col: str = "emoji_alt",
+                   text_col: str = "sentence", video_col: str = "bvid") -> pd.DataFrame:
+    """Collapse (comment, emote) rows into one row per comment.
+
+    Columns: `id` (str), `text`, `video`, `labels` (distinct emotes, in order of first appearance),
+    `counts` (occurrences of each), `main` (most frequent, ties to the first). Occurrences come from
+    an `occurrences` column when present, else from counting the token in `message`, else 1; order
+    of appearance from the token's position in `message` when present, else row order.
+    """
+    missing = {id_col, label_col, text_col} - set(rows.columns)
+    if missing:
+        raise ValueError(f"training rows lack columns {sorted(missing)}; found {list(rows.columns)}")
+    frame = pd.DataFrame({
+        "id": rows[id_col].astype(str).to_numpy(),
+        "label": rows[label_col].astype(str).to_numpy(),
+        "text": rows[text_col].fillna("").astype(str).to_numpy(),
+        "video": rows[video_col].to_numpy() if video_col in rows else np.full(len(rows), None, object),
+        "count": _occurrences(rows, label_col),
+        "pos": _positions(rows, label_col),
+        "row": np.arange(len(rows)),
+    })
+    frame = frame.sort_values(["id", "pos", "row"], kind="stable")
+    records = []
+    for comment_id, group in frame.groupby("id", sort=False):
+        totals: dict[str, int] = {}
+        for label, count in zip(group["label"], group["count"], strict=True):
+            totals[label] = totals.get(label, 0) + int(count)
+        labels = list(totals)
+        counts = [totals[label] for label in labels]
+        records.append({"id": comment_id, "text": group["text"].iloc[0], "video": group["video"].iloc[0],
+                        "labels": labels, "counts": counts, "main": main_label(labels, counts)})
+    return pd.DataFrame.from_records(records, columns=["id", "text", "video", "labels", "counts", "main"])
+
+
+def _con(source: Any) -> Any:
+    return getattr(source, "con", source)
+
+
+def _occurrences(rows: pd.DataFrame, label_col: str) -> np.ndarray:
+    if "occurrences" in rows:
+        return rows["occurrences"].fillna(1).astype(int).clip(lower=1).to_numpy()
+    if "message" in rows:
+        pairs = zip(rows["message"].fillna("").astype(str), rows[label_col].astype(str), strict=True)
+        return np.array([max(1, message.count(label)) for message, label in pairs], dtype=np.int64)
+    return np.ones(len(rows), dtype=np.int64)
+
+
+def _positions(rows: pd.DataFrame, label_col: str) -> np.ndarray:
+    if "message" not in rows:
+        return np.zeros(len(rows), dtype=np.int64)
+    pairs = zip(rows["message"].fillna("").astype(str), rows[label_col].astype(str), strict=True)
+    return np.array([(i if (i := message.find(label)) >= 0 else 1 << 30) for message, label in pairs],
+                    dtype=np.int64)

@@ -1,0 +1,124 @@
+"""Seeded splits by group (comment or video), recorded as ids so they can be saved with a model.
+
+A split never cuts a group: every row of a comment (or every comment of a video) lands on one side.
+Ids are kept as strings, so a split survives a JSON round trip whatever type the key column has.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+__all__ = ["Split", "split_by_comment", "split_by_group", "split_by_video"]
+
+
+@dataclass(frozen=True)
+class Split:
+    """Which ids belong to which part (`train`, `val`, `test`, ...), and how that was decided."""
+
+    parts: dict[str, tuple[str, ...]]
+    seed: int
+    method: str
+    params: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        seen: dict[str, str] = {}
+        for part, ids in self.parts.items():
+            for id_ in ids:
+                if id_ in seen and seen[id_] != part:
+                    raise ValueError(f"id {id_!r} is in both {seen[id_]!r} and {part!r}")
+                seen[id_] = part
+
+    def ids(self, part: str) -> frozenset[str]:
+        """The ids of one part."""
+        return frozenset(self.parts[part])
+
+    def assign(self, ids: Iterable[Any]) -> np.ndarray:
+        """The part name of every id (as an object array); ids in no part get `None`."""
+        lookup = {id_: part for part, part_ids in self.parts.items() for id_ in part_ids}
+        return np.array([lookup.get(str(id_)) for id_ in ids], dtype=object)
+
+    def mask(self, ids: Iterable[Any], part: str) -> np.ndarray:
+        """A boolean mask selecting the ids that belong to `part`."""
+        return self.assign(ids) == part
+
+    def sizes(self) -> dict[str, int]:
+        return {part: len(ids) for part, ids in self.parts.items()}
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"method": self.method, "seed": self.seed, "params": self.params,
+                "parts": {part: list(ids) for part, ids in self.parts.items()}}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Split:
+        parts = {part: tuple(str(i) for i in ids) for part, ids in data["parts"].items()}
+        return cls(parts=parts, seed=int(data["seed"]), method=str(data["method"]),
+                   params=dict(data.get("params", {})))
+
+    def save(self, path: str | Path) -> Path:
+        path = Path(path)
+        path.write_text(json.dumps(self.to_dict(), ensure_ascii=False), encoding="utf-8")
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> Split:
+        return cls.from_dict(json.loads(Path(path).read_text(encoding="utf-8")))
+
+
+def split_by_group(groups: Iterable[Any], *, fractions: Mapping[str, float], seed: int,
+                   method: str = "group") -> Split:
+    """Shuffle the distinct groups with `seed` and cut them by `fractions` (the last part takes the rest).
+
+    The result depends only on the set of groups and the seed, not on row order or duplicates.
+    """
+    if not fractions or any(f < 0 for f in fractions.values()) or sum(fractions.values()) > 1 + 1e-9:
+        raise ValueError(f"fractions must be non-negative and sum to at most 1, got {dict(fractions)}")
+    unique = sorted({str(g) for g in groups if not _is_missing(g)})
+    order = np.random.default_rng(seed).permutation(len(unique))
+    shuffled = [unique[i] for i in order]
+    names = list(fractions)
+    parts: dict[str, tuple[str, ...]] = {}
+    start = 0
+    for i, name in enumerate(names):
+        stop = len(shuffled) if i == len(names) - 1 else start + round(fractions[name] * len(shuffled))
+        parts[name] = tuple(shuffled[start:stop])
+        start = stop
+    return Split(parts=parts, seed=seed, method=method, params={"fractions": dict(fractions)})
+
+
+def split_by_comment(comment_ids: Iterable[Any], *, val_frac: float = 0.15, test_frac: float = 0.15,
+                     seed: int = 0) -> Split:
+    """Train/val/test by comment: every row of a comment lands in the same part."""
+    fractions = {"val": val_frac, "test": test_frac, "train": 1.0 - val_frac - test_frac}
+    return split_by_group(comment_ids, fractions=fractions, seed=seed, method="by_comment")
+
+
+def split_by_video(frame: pd.DataFrame, *, id_col: str = "rpid", video_col: str = "bvid",
+                   test_frac: float = 0.2, val_frac: float = 0.15, seed: int = 0) -> Split:
+    """Hold out whole videos as `test` ("unseen videos"); split the remaining comments by comment.
+
+    Comments without a video id always stay out of `test`. Parts hold comment ids, like
+    `split_by_comment`, so both splits are used the same way.
+    """
+    pairs = frame[[id_col, video_col]].drop_duplicates(subset=[id_col])
+    videos = split_by_group(pairs[video_col], fractions={"test": test_frac, "rest": 1.0 - test_frac},
+                            seed=seed)
+    held_out = videos.ids("test")
+    in_test = pairs[video_col].map(lambda v: not _is_missing(v) and str(v) in held_out).to_numpy(bool)
+    test_ids = tuple(sorted(str(i) for i in pairs.loc[in_test, id_col]))
+    rest = split_by_group(pairs.loc[~in_test, id_col],
+                          fractions={"val": val_frac, "train": 1.0 - val_frac}, seed=seed)
+    parts = {"val": rest.parts["val"], "test": test_ids, "train": rest.parts["train"]}
+    return Split(parts=parts, seed=seed, method="by_video",
+                 params={"test_frac": test_frac, "val_frac": val_frac,
+                         "test_videos": list(videos.parts["test"])})
+
+
+def _is_missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and np.isnan(value)) or value is pd.NA or value == ""
