@@ -94,3 +94,19 @@ def test_explicit_tables_and_transactions(wh: Warehouse, home: Path) -> None:
         publish_snapshots(wh, home, tables=["secrets"])
     with wh.transaction(), pytest.raises(RuntimeError, match="after the transaction"):
         publish_snapshots(wh, home)
+
+
+def test_the_analysts_duckdb_cli_opens_the_catalog(wh: Warehouse, home: Path) -> None:
+    """`duckdb -readonly catalog.duckdb` from duckdb-cli 1.5.x (PyPI) reads the views."""
+    cli = Path(sys.executable).with_name("duckdb")
+    if not cli.exists():
+        pytest.skip("duckdb-cli is not installed (it comes with the test extra)")
+    upsert_comments(wh, [make_comment(1, "a[doge]", mid="1"), make_comment(2, "b[doge][笑哭]", mid="2")])
+    refresh_emoji_stats(wh, min_comments=0)
+    publish_snapshots(wh, home)
+    sql = "SELECT emoji_alt, count FROM emoji_counts ORDER BY count DESC, emoji_alt"
+    out = subprocess.run([str(cli), "-readonly", "-csv", str(catalog_path(home)), "-c", sql],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert "v1.5" in subprocess.run([str(cli), "-version"], capture_output=True, text=True).stdout
+    assert out.stdout.splitlines() == ["emoji_alt,count", "[doge],2", '"[笑哭]",1']  # the CLI quotes non-ASCII
