@@ -3,11 +3,13 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
 import torch
 
+from emopulse.training.data import emote_comments
 from emopulse.training.emoji_bow.train import TrainConfig, load_emoji_bow, predict_proba, train_emoji_classifier
 
 FAST = TrainConfig(epochs=6, buckets=1 << 12, dim=16, lr=1e-2)
@@ -20,13 +22,33 @@ def test_training_beats_the_majority_baseline_and_writes_its_files(tmp_path, row
     assert m["top1_any"] >= m["top1_strict"]
     assert m["top5_strict"] >= m["top1_strict"]
     assert m["n_train"] + m["n_val"] + m["n_test"] == rows["rpid"].nunique()
-    assert len(result.history) == FAST.epochs
+    assert m["best_epoch"] <= len(result.history) <= FAST.epochs
     assert result.history[0]["epoch"] == 1 and "train_loss" in result.history[0]
     assert {p.name for p in result.files.values()} == {
         "ckpt.pt", "tokenizer.json", "labels.json", "split.json", "metrics.json", "eval_summary.md"}
     assert json.loads((tmp_path / "labels.json").read_text(encoding="utf-8"))[0] == "[笑哭]"  # most frequent
     assert "majority" in (tmp_path / "eval_summary.md").read_text(encoding="utf-8")
     assert not result.model.training
+
+
+def test_the_untrained_model_ranks_like_the_majority_baseline(tmp_path, rows: pd.DataFrame) -> None:
+    # lr 0: the weights stay at their initialisation, whose bias is the log prior of the training targets
+    result = train_emoji_classifier(rows, out_dir=tmp_path, config=replace(FAST, lr=0.0), epochs=1,
+                                    progress=False)
+    m = result.metrics
+    assert m["top1_strict"] == m["majority_top1_strict"]
+    ids, mask = result.tokenizer.encode([""])
+    train = emote_comments(rows[rows["rpid"].astype(str).isin(result.split.ids("train"))])
+    shares = [pd.Series(c, index=labs) / sum(c) for labs, c in zip(train["labels"], train["counts"], strict=True)]
+    prior = pd.concat(shares).groupby(level=0).sum() / len(train)  # mean of the per-comment targets
+    np.testing.assert_allclose(predict_proba(result.model, ids, mask)[0],
+                               prior.reindex(result.labels, fill_value=0).to_numpy(), atol=1e-5)
+
+
+def test_training_stops_when_validation_stops_improving(tmp_path, rows: pd.DataFrame) -> None:
+    result = train_emoji_classifier(rows, out_dir=tmp_path, config=replace(FAST, patience=1), epochs=20,
+                                    progress=False)
+    assert len(result.history) == result.metrics["best_epoch"] + 1 < 20
 
 
 def test_training_is_seeded(tmp_path, rows: pd.DataFrame) -> None:

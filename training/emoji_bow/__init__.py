@@ -1,4 +1,5 @@
-"""emoji_bow: the first emote classifier (hashed character n-grams, mean-pooled, linear head).
+"""emoji_bow: the first emote classifier (hashed character n-grams, sqrt-length pooled, linear head
+whose bias starts at the log class prior).
 
 `tokenize.py` (preprocessing), `model.py` (the module), `train.py` (the loop); import those directly.
 """

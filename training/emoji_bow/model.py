@@ -1,4 +1,5 @@
-"""emoji_bow: a bag of hashed character n-grams, averaged, then one linear layer to emote logits.
+"""emoji_bow: a bag of hashed character n-grams, summed and divided by sqrt(count), then one linear
+layer to emote logits.
 
 forward(ids int64 [B, L], mask float [B, L]) -> logits [B, num_labels]; plain tensors in and out,
 so the same module trains, exports to ONNX and is checked for parity.
@@ -34,8 +35,11 @@ class EmojiBow(nn.Module):
             self.embed.weight[0].zero_()
 
     def forward(self, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """Masked mean of the n-gram embeddings, then the linear head."""
+        """Masked sum of the n-gram embeddings over sqrt(n-gram count), then the linear head.
+
+        sqrt pooling keeps the evidence of a long text stronger than a mean would (its norm grows
+        like sqrt(n) for unrelated n-grams) without letting it grow linearly like a plain sum."""
         mask = mask.to(self.embed.weight.dtype).unsqueeze(-1)
         summed = (self.embed(ids) * mask).sum(dim=1)
-        pooled = summed / mask.sum(dim=1).clamp(min=1.0)
+        pooled = summed / mask.sum(dim=1).clamp(min=1.0).sqrt()
         return self.head(self.drop(pooled))

@@ -1,7 +1,8 @@
 """Hashed character n-grams: emoji_bow's whole preprocessing, shared by training, export and scoring.
 
-A text is NFKC-normalised and lower-cased; every character 1..3-gram (in order of position) maps to
-`1 + crc32(utf-8 bytes) % buckets`, id 0 being padding. crc32 is stable across processes and
+A text is NFKC-normalised and lower-cased; every character min_n..max_n-gram (in order of position;
+1..3 by default, emoji_bow trains with 1..2) maps to `1 + crc32(utf-8 bytes) % buckets`, id 0 being
+padding. crc32 is stable across processes and
 machines, unlike Python's `hash`.
 """
 

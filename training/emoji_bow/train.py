@@ -1,8 +1,10 @@
 """Train emoji_bow on (comment, emote) rows, read top to bottom: config, data, model, loop, evaluation, save.
 
-The split is by comment; the target of a comment is the distribution of its emotes (by occurrences);
-the best epoch by validation Top-1 (strict) is kept and evaluated once on the test part beside the
-majority baseline.
+The split is by comment; the target of a comment is the distribution of its emotes (by occurrences).
+The head's bias starts at the log prior of the training targets, so the untrained model ranks like
+the majority baseline and only moves away from it with evidence from the text. Training stops once
+validation Top-1 (strict) has not improved for `patience` epochs; the best epoch is kept and
+evaluated once on the test part beside the majority baseline.
 """
 
 from __future__ import annotations
@@ -41,13 +43,15 @@ log = logging.getLogger(__name__)
 class TrainConfig:
     seed: int = 0
     epochs: int = 12
+    patience: int = 3
     batch_size: int = 64
     lr: float = 5e-3
     weight_decay: float = 0.0
-    label_smoothing: float = 0.1
+    label_smoothing: float = 0.0
     dim: int = 32
     dropout: float = 0.5
-    buckets: int = 1 << 16
+    buckets: int = 1 << 14
+    max_n: int = 2
     max_len: int = 512
     val_frac: float = 0.15
     test_frac: float = 0.15
@@ -106,7 +110,7 @@ def train_emoji_classifier(rows: pd.DataFrame, *, out_dir: str | Path, config: T
             targets[i, index[lab]] = count
     targets /= targets.sum(axis=1, keepdims=True)
 
-    tokenizer = HashedNgramTokenizer(buckets=cfg.buckets, max_len=cfg.max_len)
+    tokenizer = HashedNgramTokenizer(buckets=cfg.buckets, max_n=cfg.max_n, max_len=cfg.max_len)
     ids, mask = tokenizer.encode(comments["text"].tolist())
     rows_of = {name: np.flatnonzero(part == name) for name in ("train", "val", "test")}
 
@@ -114,9 +118,12 @@ def train_emoji_classifier(rows: pd.DataFrame, *, out_dir: str | Path, config: T
     model_args = asdict(EmojiBowConfig(vocab_size=tokenizer.vocab_size, num_labels=len(labels),
                                        dim=cfg.dim, dropout=cfg.dropout))
     model = EmojiBow(EmojiBowConfig(**model_args))
+    prior = targets[rows_of["train"]].mean(axis=0)  # an emote never seen in training gets log(1e-6)
+    with torch.no_grad():
+        model.head.bias.copy_(torch.from_numpy(np.log(np.maximum(prior, 1e-6))))
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
 
-    # -- training loop: shuffle, step, evaluate on val, keep the best by val Top-1 -------------------
+    # -- training loop: shuffle, step, evaluate on val, keep the best by val Top-1, stop early --------
     history: list[dict[str, float]] = []
     best: dict[str, Any] = {"top1": -1.0, "epoch": 0, "state": None}
     train_rows = rows_of["train"]
@@ -150,6 +157,8 @@ def train_emoji_classifier(rows: pd.DataFrame, *, out_dir: str | Path, config: T
             if score > best["top1"]:
                 best = {"top1": score, "epoch": epoch,
                         "state": {k: v.detach().clone() for k, v in model.state_dict().items()}}
+            elif epoch - best["epoch"] >= cfg.patience:
+                break
     model.load_state_dict(best["state"])
     model.eval()
 
