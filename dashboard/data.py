@@ -166,6 +166,8 @@ def latest_model(home: Path) -> ModelSummary | None:
 # Tokens that say a flattened metrics key belongs to the majority baseline, or only say where it came from.
 _BASELINE_TOKENS = {"baseline", "majority"}
 _NOISE_TOKENS = {"model", "test", "eval", "metrics"}  # as whole nested keys only
+# Per-run details (per-emote tables, histories, image coverage): the model's eval_summary.md shows them.
+_DETAIL_KEYS = {"runs", "image_coverage"}
 
 
 def metric_table(metrics: dict[str, Any]) -> pd.DataFrame:
@@ -176,7 +178,7 @@ def metric_table(metrics: dict[str, Any]) -> pd.DataFrame:
     """
     rows: dict[str, dict[str, float]] = {}
     for key, value in _flatten(metrics).items():
-        if isinstance(value, bool) or not isinstance(value, int | float):
+        if isinstance(value, bool) or not isinstance(value, int | float) or key.split(".")[0] in _DETAIL_KEYS:
             continue
         segments = [seg for seg in key.lower().split(".") if seg not in _NOISE_TOKENS]
         tokens = [t for seg in segments for t in re.split(r"[_\-]+", seg) if t]

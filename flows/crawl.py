@@ -3,34 +3,78 @@
 This is where the two rooms meet (only `flows` knows both): the source yields pages with their
 cursor, the warehouse commits each page together with its checkpoint, so a crawl killed at any
 moment resumes from the last page it committed.
+
+A video's comments are read in passes over the time-ordered listing (newest first):
+
+* the first pass reads it to the end (or to `--since`);
+* a later pass runs only when the video shows more comments than the last pass started with, and
+  stops at the newest root comment that pass stored (`Window.stop`); pinned replies, which come
+  first, never stop it;
+* a killed pass resumes from its checkpoint; a saved cursor the API refuses (-400 on the first
+  request) restarts the listing from the top, skipping comments already stored;
+* sub-reply threads are read whenever a root shows more replies than its inline preview and
+  than the thread held when last read (a grown thread is read again from its last known page);
+  a later pass also reads the first page of the listing by likes, whose old, busy roots are
+  where threads keep growing.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass, field, replace
+from typing import Any
 
-from emopulse.ingest.bilibili import (
-    comment_pages, emote_panel, fetch_video, popular_pages, reply_pages, search_pages,
-)
+from emopulse.ingest.bilibili import PAGE_SIZE, comment_pages, fetch_video, hot_page, reply_pages
 from emopulse.ingest.client import BilibiliClient
-from emopulse.ingest.errors import ApiError, CommentsClosed, CrawlerError, NotFound
-from emopulse.ingest.records import CommentPage, VideoPage
-from emopulse.warehouse import Warehouse, crawl_state, land_raw_page, load_comment_page, load_video_page, mark_video, upsert_emotes, upsert_videos
+from emopulse.ingest.errors import (
+    BadRequest, Blocked, CommentsClosed, CrawlerError, NotFound, WrongType,
+)
+from emopulse.ingest.records import Comment, CommentPage, RawPage, Video
+from emopulse.ingest.window import Mark, Window
+from emopulse.warehouse import (
+    Warehouse, known_rpids, land_raw_page, listing_states, load_comment_page, mark_video,
+    record_video_sources, set_listing_status, stored_comments, unfinished_threads, upsert_videos,
+    video_row,
+)
 
-from .progress import Progress
+from .cooldown import CoolingDown, check_cooldown, cool_down
+from .crawl_log import ApiErrorLog, video_context
+from .progress import Progress, VideoBar
 
-__all__ = ["CrawlSummary", "crawl_emotes", "crawl_videos", "discover_popular", "discover_search"]
+__all__ = ["Crawl", "CrawlOptions", "CrawlSummary", "Pass", "crawl_video", "crawl_videos",
+           "plan_pass"]
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class CrawlOptions:
+    """How a crawl behaves; `source` (the API base) is what a -412 cools down."""
+
+    source: str
+    cooldown_s: float = 1800.0
+    max_comments: int | None = None  # per video, counting every stored comment of it
+    since: int | None = None  # Unix seconds: 00:00 Asia/Shanghai of --since
+    concurrency: int = 1
+
+    def __post_init__(self) -> None:
+        if self.concurrency < 1:
+            raise ValueError(f"--concurrency must be at least 1, not {self.concurrency}")
+        if self.max_comments is not None and self.max_comments < 1:
+            raise ValueError(
+                f"--max-comments-per-video must be at least 1, not {self.max_comments}")
 
 
 @dataclass
 class CrawlSummary:
     """What one crawl did, for the closing summary and the flow's result."""
 
-    videos: int = 0
+    videos: int = 0  # videos whose listing was read
+    up_to_date: int = 0  # videos with no new comments since their last complete pass
     pages: int = 0
     comments: int = 0
     comment_emotes: int = 0
@@ -39,6 +83,7 @@ class CrawlSummary:
 
     def add(self, other: CrawlSummary) -> None:
         self.videos += other.videos
+        self.up_to_date += other.up_to_date
         self.pages += other.pages
         self.comments += other.comments
         self.comment_emotes += other.comment_emotes
@@ -46,133 +91,345 @@ class CrawlSummary:
         self.errors.extend(other.errors)
 
 
-def _land_error(wh: Warehouse, exc: CrawlerError) -> None:
-    """Keep the answer that caused an error, so nothing the API said is lost."""
-    if exc.raw is not None:
-        land_raw_page(wh, exc.raw, parse_error=str(exc))
-        wh.mark_changed("raw_pages")
+class Crawl:
+    """One crawl run: the warehouse (one lock for every worker thread), the client, the options.
+
+    Installs itself as the client's `on_error` hook, so every failed answer is logged and landed.
+    """
+
+    def __init__(self, wh: Warehouse, client: BilibiliClient, options: CrawlOptions, *,
+                 show_progress: bool = False) -> None:
+        self.wh, self.client, self.options = wh, client, options
+        self.show_progress = show_progress
+        self.progress: Progress | None = None
+        self.stopping = threading.Event()
+        self._lock = threading.RLock()
+        client.on_error = ApiErrorLog(self.land, self._count_error)
+
+    @contextmanager
+    def locked(self) -> Iterator[Warehouse]:
+        """The warehouse, held by this thread for the block."""
+        with self._lock:
+            yield self.wh
+
+    def land(self, raw: RawPage, why: str | None = None) -> None:
+        """Keep an answer (an error's too), so nothing the API said is lost."""
+        with self.locked() as wh:
+            land_raw_page(wh, raw, parse_error=why)
+
+    def check_cooldown(self) -> None:
+        with self.locked() as wh:
+            check_cooldown(wh, self.options.source)
+
+    def cool_down(self, exc: Blocked, bvid: str | None = None) -> CoolingDown:
+        self.stopping.set()
+        with self.locked() as wh:
+            return cool_down(wh, self.options.source, exc, seconds=self.options.cooldown_s,
+                             bvid=bvid)
+
+    def _count_error(self) -> None:
+        if self.progress is not None:
+            self.progress.error()
 
 
-def _discover(wh: Warehouse, pages: Iterator[VideoPage], what: str) -> list[str]:
-    found: list[str] = []
-    for page in pages:
-        loaded = load_video_page(wh, page)
-        if page.error:
-            log.warning("%s: page not parsed (raw page %s kept): %s", what, loaded.page_id, page.error)
-            break
-        found.extend(v.bvid for v in page.videos)
-    log.info("%s: %d videos", what, len(found))
-    return found
+@dataclass(frozen=True, slots=True)
+class Pass:
+    """Where a pass over a video's main listing starts and what it reads."""
+
+    cursor: str | None
+    window: Window
+    skip_known: bool = False
 
 
-def discover_popular(wh: Warehouse, client: BilibiliClient, *, max_pages: int, min_reply: int = 0) -> list[str]:
-    """Videos of the popular list with at least `min_reply` comments, upserted into `videos`."""
-    return _discover(wh, popular_pages(client, max_pages=max_pages, min_reply=min_reply), "popular")
+def plan_pass(state: dict[str, Any] | None, reply_count: int | None, *,
+              since: int | None) -> Pass | str:
+    """The pass to run over a main listing in `state`, or why none is needed."""
+    if state is None:
+        return Pass(None, Window(None, since))
+    head = None if state["head_rpid"] is None else Mark(state["head_ctime"], state["head_rpid"])
+    floor = state["floor_ctime"]
+    full = head is None or (floor is not None and (since is None or since < floor))
+    window = Window(None if full else head, since)
+    if not state["is_end"]:
+        return Pass(state["cursor"], window, bool(state["skip_known"]))  # resume it
+    total = state["total"]
+    if not full and reply_count is not None and total is not None and reply_count <= total:
+        return f"up to date ({reply_count} comments, none new since the last pass)"
+    return Pass(None, window)
 
 
-def discover_search(
-    wh: Warehouse, client: BilibiliClient, keywords: Iterable[str], *, order: str = "pubdate", max_pages: int
-) -> list[str]:
-    """Videos found by each keyword, upserted into `videos` with the keyword as their source."""
-    found: list[str] = []
-    for keyword in keywords:
-        for bvid in _discover(wh, search_pages(client, keyword, order=order, max_pages=max_pages), f"search {keyword!r}"):
-            if bvid not in found:
-                found.append(bvid)
-    return found
+def crawl_videos(crawl: Crawl, targets: Iterable[Video | str]) -> CrawlSummary:
+    """Crawl the comments of each video (`Video`s from discovery carry a fresh reply count).
+
+    A failed video does not stop the others; a -412 stops them all (`CoolingDown`). With a
+    concurrency above one, videos are crawled by that many threads sharing the client, whose
+    throttle spaces requests globally.
+    """
+    unique: dict[str, Video | str] = {}
+    for target in targets:
+        unique.setdefault(target if isinstance(target, str) else target.bvid, target)
+    total = CrawlSummary()
+    crawl.check_cooldown()
+    with Progress(total=len(unique), enabled=crawl.show_progress) as progress:
+        crawl.progress = progress
+        if crawl.options.concurrency == 1:
+            for target in unique.values():
+                total.add(crawl_video(crawl, target))
+        else:
+            with ThreadPoolExecutor(crawl.options.concurrency, "crawl") as pool:
+                futures = [pool.submit(crawl_video, crawl, t) for t in unique.values()]
+                failure: BaseException | None = None
+                for future in futures:
+                    try:
+                        total.add(future.result())
+                    except BaseException as exc:  # noqa: BLE001 - re-raised below
+                        crawl.stopping.set()
+                        failure = failure or exc
+                if failure is not None:
+                    raise failure
+    log.info("crawl: %d videos read, %d up to date, %d pages, %d comments, %d skipped, "
+             "%d errors", total.videos, total.up_to_date, total.pages, total.comments,
+             len(total.skipped), len(total.errors))
+    return total
 
 
-def crawl_emotes(wh: Warehouse, client: BilibiliClient) -> int:
-    """The emote panel into the `emotes` catalog."""
-    raw, emotes = emote_panel(client)
-    with wh.transaction():
-        land_raw_page(wh, raw)
-        upsert_emotes(wh, emotes)
-    wh.mark_changed("raw_pages", "emotes")
-    return len(emotes)
-
-
-def crawl_video(wh: Warehouse, client: BilibiliClient, bvid: str, *, progress: Progress | None = None) -> CrawlSummary:
-    """Every comment of one video's cursor listing, resuming from its checkpoint."""
+def crawl_video(crawl: Crawl, target: Video | str) -> CrawlSummary:
+    """One video's comments: plan a pass, read its pages, record why it stopped."""
+    bvid = target if isinstance(target, str) else target.bvid
     summary = CrawlSummary()
-    state = crawl_state(wh, bvid, "main")
-    if state and state["is_end"]:
-        summary.skipped[bvid] = "already complete"
+    if crawl.stopping.is_set():
         return summary
-    try:
-        raw, video = fetch_video(client, bvid)
-    except (NotFound, CommentsClosed) as exc:
-        _land_error(wh, exc)
-        mark_video(wh, bvid, "deleted" if isinstance(exc, NotFound) else "comments_closed")
-        summary.skipped[bvid] = str(exc)
-        return summary
-    with wh.transaction():
-        land_raw_page(wh, raw)
-        upsert_videos(wh, [video])
-    wh.mark_changed("raw_pages", "videos")
-    summary.videos = 1
-    cursor = state["cursor"] if state else None
-    try:
-        for page in comment_pages(client, bvid=bvid, aid=video.aid, cursor=cursor):
-            # Threads first: the main page (and its cursor) commits only after every thread it
-            # opened is complete, so a crawl killed in between fetches those threads again.
-            for root in _open_threads(page):
-                thread = crawl_state(wh, bvid, f"reply:{root.rpid}")
-                if thread and thread["is_end"]:
-                    continue
-                for reply_page in reply_pages(client, bvid=bvid, aid=video.aid, root=root.rpid,
-                                              cursor=thread["cursor"] if thread else None):
-                    if not _load(wh, reply_page, summary, progress):
-                        break
-            if not _load(wh, page, summary, progress):
-                break
-    except CommentsClosed as exc:
-        _land_error(wh, exc)
-        mark_video(wh, bvid, "comments_closed")
-        summary.skipped[bvid] = str(exc)
-    except ApiError as exc:
-        _land_error(wh, exc)
-        if exc.transient:
-            raise
-        summary.errors.append(f"{bvid}: {exc}")
-        log.warning("%s: stopped: %s", bvid, exc)
+    bars = crawl.progress.video(bvid) if crawl.progress else nullcontext(None)
+    with video_context(bvid), bars as bar:
+        try:
+            _VideoCrawl(crawl, bvid, summary, bar).run(target)
+        except Blocked as exc:
+            _status(crawl, bvid, "main", "blocked", str(exc))
+            raise crawl.cool_down(exc, bvid) from exc
+        except (NotFound, CommentsClosed) as exc:
+            status = "deleted" if isinstance(exc, NotFound) else "comments_closed"
+            with crawl.locked() as wh:
+                mark_video(wh, bvid, status)
+                set_listing_status(wh, bvid, "main", status, str(exc))
+            summary.skipped[bvid] = f"{status}: {exc}"
+        except WrongType:
+            raise  # 12009 means a bug in the request: fail loudly
+        except CrawlerError as exc:  # retries ran out, or an answer we cannot use
+            _status(crawl, bvid, "main", "error", str(exc))
+            summary.errors.append(f"{bvid}: {exc}")
+            log.warning("%s: stopped: %s", bvid, exc)
     return summary
 
 
-def _open_threads(page: CommentPage):
-    """Root comments of a page with more sub-replies than the preview the page carried."""
-    previewed: dict[int, int] = {}
-    for c in page.comments:
-        if c.root:
-            previewed[c.root] = previewed.get(c.root, 0) + 1
-    return [c for c in page.comments if not c.root and (c.rcount or 0) > previewed.get(c.rpid, 0)]
+def _status(crawl: Crawl, bvid: str, listing: str, status: str, message: str,
+            *, is_end: bool | None = None) -> None:
+    with crawl.locked() as wh:
+        set_listing_status(wh, bvid, listing, status, message, is_end=is_end)
 
 
-def _load(wh: Warehouse, page: CommentPage, summary: CrawlSummary, progress: Progress | None) -> bool:
-    """Commit one page with its checkpoint; False when it could not be parsed (kept raw)."""
-    loaded = load_comment_page(wh, page)
-    summary.pages += 1
-    if page.error:
-        summary.errors.append(f"{page.bvid} {page.listing}: page {loaded.page_id} not parsed: {page.error}")
-        log.warning("%s %s: page not parsed (raw page %s kept): %s", page.bvid, page.listing, loaded.page_id,
-                    page.error)
-        return False
-    summary.comments += loaded.comments
-    summary.comment_emotes += loaded.comment_emotes
-    if progress:
-        progress.advance(pages=1, comments=loaded.comments, emotes=loaded.comment_emotes)
-    return True
+class _Stop(Exception):
+    """The video's crawl ends here for a reason already recorded (limit, stopped paging)."""
 
 
-def crawl_videos(wh: Warehouse, client: BilibiliClient, bvids: Iterable[str], *, show_progress: bool = True) -> CrawlSummary:
-    """Crawl the comments of each video in turn; a failed video does not stop the others."""
-    bvids = list(dict.fromkeys(bvids))
-    total = CrawlSummary()
-    with Progress(total=len(bvids), enabled=show_progress) as progress:
-        for bvid in bvids:
-            progress.start_video(bvid)
-            total.add(crawl_video(wh, client, bvid, progress=progress))
-            progress.finish_video()
-    log.info("crawl: %d videos, %d pages, %d comments, %d skipped, %d errors", total.videos, total.pages,
-             total.comments, len(total.skipped), len(total.errors))
-    return total
+class _VideoCrawl:
+    """The state of one video's crawl: its pass, its comment budget, its counters."""
+
+    def __init__(self, crawl: Crawl, bvid: str, summary: CrawlSummary,
+                 bar: VideoBar | None) -> None:
+        self.crawl, self.bvid, self.summary, self.bar = crawl, bvid, summary, bar
+        self.client = crawl.client
+        self.aid = 0
+        self.budget: int | None = None
+        self.skip_known = False
+
+    def run(self, target: Video | str) -> None:
+        with self.crawl.locked() as wh:
+            state = listing_states(wh, self.bvid, ["main"]).get("main")
+            stored = stored_comments(wh, self.bvid)
+            row = video_row(wh, self.bvid)
+            unfinished = unfinished_threads(wh, self.bvid)
+        if row and row["status"] == "deleted":
+            self.summary.skipped[self.bvid] = "deleted (marked by an earlier crawl)"
+            return
+        video = self._video(target)
+        self.aid = video.aid
+        plan = plan_pass(state, video.reply_count, since=self.crawl.options.since)
+        if isinstance(plan, str) and not unfinished:
+            self.summary.up_to_date += 1
+            self.summary.skipped[self.bvid] = plan
+            return
+        limit = self.crawl.options.max_comments
+        if limit is not None:
+            self.budget = limit - stored
+            if self.budget <= 0:
+                self._limit_reached("main")
+                self.summary.skipped[self.bvid] = f"holds {stored} comments (limit {limit})"
+                return
+        self.summary.videos = 1
+        try:
+            for thread in unfinished:  # left half-read by an earlier run: finish them first
+                self._thread(int(thread["listing"].split(":")[1]), thread["cursor"],
+                             thread["total"])
+            if isinstance(plan, Pass):
+                self.skip_known = plan.skip_known
+                if self._main(plan) and plan.window.stop is not None:
+                    self._hot()
+        except _Stop:
+            pass
+
+    def _video(self, target: Video | str) -> Video:
+        """The video with its aid and a fresh reply count: from discovery, else from `view`."""
+        if isinstance(target, Video) and target.aid is not None and target.reply_count is not None:
+            return target
+        raw, video = fetch_video(self.client, self.bvid)
+        with self.crawl.locked() as wh, wh.transaction():
+            land_raw_page(wh, raw)
+            upsert_videos(wh, [video])
+            if isinstance(target, str):  # asked for by id: discovery recorded the others
+                record_video_sources(wh, [video])
+        return video
+
+    # -- the main listing ---------------------------------------------------------------------
+
+    def _main(self, plan: Pass) -> bool:
+        """Read the pass's pages; True when it got to its end."""
+        cursor, read = plan.cursor, 0
+        pages = comment_pages(self.client, bvid=self.bvid, aid=self.aid, cursor=cursor,
+                              window=plan.window)
+        while True:
+            try:
+                for page in pages:
+                    read += 1
+                    if not self._main_page(page):
+                        return False
+                return True
+            except BadRequest as exc:
+                if read == 0 and cursor is not None:  # the saved cursor is refused: restart
+                    log.warning("%s: the saved cursor was refused (%s); restarting the listing "
+                                "from the top, skipping stored comments", self.bvid, exc)
+                    cursor, self.skip_known = None, True
+                    pages = comment_pages(self.client, bvid=self.bvid, aid=self.aid,
+                                          window=plan.window)
+                    continue
+                _status(self.crawl, self.bvid, "main", "stopped", f"paging refused: {exc}")
+                self.summary.errors.append(f"{self.bvid}: paging stopped: {exc}")
+                return False
+
+    def _main_page(self, page: CommentPage) -> bool:
+        """Threads opened by a page of roots, then the page; False when the listing stops."""
+        if page.error:
+            return self._load(page)
+        for root, cursor in self._open_threads(page):
+            if not self._thread(root.rpid, cursor, root.rcount):  # the page waits for it
+                _status(self.crawl, self.bvid, "main", "error",
+                        f"the thread of {root.rpid} has an unreadable page; the next crawl "
+                        "reads this page and the thread again")
+                return False
+        return self._load(page)
+
+    def _known(self, rpids: Iterable[int]) -> set[int]:
+        with self.crawl.locked() as wh:
+            return known_rpids(wh, rpids)
+
+    # -- sub-reply threads --------------------------------------------------------------------
+
+    def _open_threads(self, page: CommentPage) -> list[tuple[Comment, str | None]]:
+        """Roots of the page whose thread needs reading, each with the `pn` to start from."""
+        previewed: dict[int, int] = {}
+        for c in page.comments:
+            if c.root:
+                previewed[c.root] = previewed.get(c.root, 0) + 1
+        roots = [c for c in page.comments
+                 if not c.root and (c.rcount or 0) > previewed.get(c.rpid, 0)]
+        with self.crawl.locked() as wh:
+            states = listing_states(wh, self.bvid, (f"reply:{c.rpid}" for c in roots))
+        out = []
+        for root in roots:
+            state = states.get(f"reply:{root.rpid}")
+            if state is None:
+                out.append((root, None))
+            elif not state["is_end"]:
+                out.append((root, state["cursor"]))
+            else:
+                had = state["total"] if state["total"] is not None else state["comments"]
+                if (root.rcount or 0) > had:  # grown since: read on from its last known page
+                    out.append((root, str(max(had - 1, 0) // PAGE_SIZE + 1)))
+        return out
+
+    def _hot(self) -> None:
+        """The busiest roots (the first page by likes) and their grown threads: old roots keep
+        gathering replies below where a later pass stops. A thread that fails here is
+        finished by the next run."""
+        page = hot_page(self.client, bvid=self.bvid, aid=self.aid)
+        if not page.error:
+            for root, cursor in self._open_threads(page):
+                self._thread(root.rpid, cursor, root.rcount)
+        self._load(page)
+
+    def _thread(self, rpid: int, cursor: str | None, expected: int | None) -> bool:
+        """Read the thread of root `rpid` from `cursor`; False when a page could not be read."""
+        listing = f"reply:{rpid}"
+        try:
+            for page in reply_pages(self.client, bvid=self.bvid, aid=self.aid, root=rpid,
+                                    cursor=cursor, expected=expected):
+                if not self._load(page):
+                    return False
+        except BadRequest as exc:  # the thread cannot be paged further
+            _status(self.crawl, self.bvid, listing, "stopped", f"paging refused: {exc}",
+                    is_end=True)
+        return True
+
+    # -- loading ------------------------------------------------------------------------------
+
+    def _load(self, page: CommentPage) -> bool:
+        """Commit one page with its checkpoint; False when the listing stops here.
+
+        Comments already stored are reloaded (their likes and reply counts refresh) unless the
+        pass skips them; new ones count against the video's comment budget, and a page that
+        would exceed it is cut there, its cursor left where it was.
+        """
+        if self.crawl.stopping.is_set():
+            raise _Stop
+        status = message = None
+        known = set() if page.error else self._known(c.rpid for c in page.comments)
+        if self.skip_known:
+            page = replace(page, comments=[c for c in page.comments if c.rpid not in known])
+        fresh, kept = 0, []
+        for comment in page.comments:
+            if comment.rpid not in known:
+                if fresh == self.budget:  # the rest of the page is read again later
+                    page = replace(page, comments=kept, cursor=page.start, is_end=False, end=None)
+                    break
+                fresh += 1
+            kept.append(comment)
+        if self.budget is not None and fresh == self.budget and not page.is_end:
+            status = "limit"
+            message = f"--max-comments-per-video {self.crawl.options.max_comments} reached"
+        with self.crawl.locked() as wh:
+            loaded = load_comment_page(wh, page, status=status, message=message,
+                                       since=self.crawl.options.since,
+                                       skip_known=self.skip_known)
+        self.summary.pages += 1
+        if page.error:
+            what = f"{page.bvid} {page.listing}: page {loaded.page_id} not read: {page.error}"
+            self.summary.errors.append(what)
+            log.warning("%s (raw page kept)", what)
+            if self.bar:
+                self.bar.advance(pages=1)
+            return False
+        self.summary.comments += fresh
+        self.summary.comment_emotes += loaded.comment_emotes
+        if self.bar:
+            self.bar.advance(pages=1, comments=fresh, emotes=loaded.comment_emotes)
+        if self.budget is not None:
+            self.budget -= fresh
+        if status == "limit":
+            if page.listing != "main":
+                self._limit_reached("main")
+            raise _Stop
+        return True
+
+    def _limit_reached(self, listing: str) -> None:
+        limit = self.crawl.options.max_comments
+        message = f"--max-comments-per-video {limit} reached"
+        _status(self.crawl, self.bvid, listing, "limit", message)

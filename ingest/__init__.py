@@ -5,7 +5,9 @@ each with the raw answer to land first.
 """
 
 from .bilibili import (
+    comment_page_of,
     comment_pages,
+    emote_packages,
     emote_panel,
     fetch_video,
     popular_pages,
@@ -13,13 +15,14 @@ from .bilibili import (
     search_pages,
 )
 from .bvid import av2bv, bv2av
-from .client import BilibiliClient
+from .client import BilibiliClient, Download
 from .errors import (
     ApiError,
     BadRequest,
     Blocked,
     CommentsClosed,
     CrawlerError,
+    ImageRejected,
     NotFound,
     NotLoggedIn,
     ParseError,
@@ -27,13 +30,18 @@ from .errors import (
     RateLimited,
     RiskControl,
     TransportError,
+    UnreadableBody,
     WrongType,
 )
+from .images import emote_image
 from .parse import EMOTE_TOKEN, emoji_name, extract_tokens, parse_comment, strip_tokens
+from .pseudonym import Pseudonymiser
 from .records import Comment, CommentEmote, CommentPage, Emote, RawPage, Video, VideoPage
+from .window import SHANGHAI, Mark, Window, day_start, shanghai_time
 
 __all__ = [
     "EMOTE_TOKEN",
+    "SHANGHAI",
     "ApiError",
     "BadRequest",
     "BilibiliClient",
@@ -43,22 +51,32 @@ __all__ = [
     "CommentPage",
     "CommentsClosed",
     "CrawlerError",
+    "Download",
     "Emote",
+    "ImageRejected",
+    "Mark",
     "NotFound",
     "NotLoggedIn",
     "ParseError",
     "PermissionDenied",
+    "Pseudonymiser",
     "RateLimited",
     "RawPage",
     "RiskControl",
     "TransportError",
+    "UnreadableBody",
     "Video",
     "VideoPage",
+    "Window",
     "WrongType",
     "av2bv",
     "bv2av",
+    "comment_page_of",
     "comment_pages",
+    "day_start",
     "emoji_name",
+    "emote_image",
+    "emote_packages",
     "emote_panel",
     "extract_tokens",
     "fetch_video",
@@ -66,5 +84,6 @@ __all__ = [
     "popular_pages",
     "reply_pages",
     "search_pages",
+    "shanghai_time",
     "strip_tokens",
 ]

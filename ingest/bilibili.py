@@ -1,13 +1,15 @@
 """The Bilibili source: generators of pages (dlt-style resources), the cursor an argument.
 
-Each yielded page carries its `RawPage`; a page that fails to parse is yielded with `error` set
-(raw kept) and the listing stops there. API errors (`errors.py`) are raised with `.raw`.
+Each yielded page carries its `RawPage`. A page that cannot be read (after the client's retries)
+is yielded with `error` set (raw kept): listings paged by number go on with the next page, the
+cursor listing stops there (its next cursor is in the unreadable page). API errors
+(`errors.py`) are raised with `.raw`.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from functools import partial
 from typing import Any, TypeVar
 
@@ -15,11 +17,15 @@ from . import parse
 from .client import BilibiliClient
 from .errors import ParseError
 from .records import Comment, CommentPage, Emote, RawPage, Video, VideoPage
+from .window import Window
 
 __all__ = [
+    "comment_page_of",
     "comment_pages",
+    "emote_packages",
     "emote_panel",
     "fetch_video",
+    "hot_page",
     "popular_pages",
     "reply_pages",
     "search_pages",
@@ -31,6 +37,7 @@ VIEW = "/x/web-interface/view"
 MAIN = "/x/v2/reply/wbi/main"
 REPLY = "/x/v2/reply/reply"
 EMOTE_PANEL = "/x/emote/user/panel/web"
+EMOTE_PACKAGE = "/x/emote/package"
 PAGE_SIZE = 20
 _SHAPE_ERRORS = (ParseError, KeyError, TypeError, ValueError, AttributeError)
 _T = TypeVar("_T")
@@ -45,7 +52,7 @@ def popular_pages(
         raw, read, error = _fetch(client, POPULAR, params, _read_popular, signed=True)
         if read is None:
             yield VideoPage(raw=raw, error=error)
-            return
+            continue
         videos, is_end = read
         keep = [v for v in videos if (v.reply_count or 0) >= min_reply]
         yield VideoPage(raw=raw, videos=keep, is_end=is_end)
@@ -63,7 +70,7 @@ def search_pages(
         raw, read, error = _fetch(client, SEARCH, params, read_page, signed=True)
         if read is None:
             yield VideoPage(raw=raw, error=error)
-            return
+            continue
         videos, is_end = read
         yield VideoPage(raw=raw, videos=videos, is_end=is_end)
         if is_end:
@@ -79,12 +86,18 @@ def fetch_video(client: BilibiliClient, bvid: str) -> tuple[RawPage, Video]:
 
 
 def comment_pages(
-    client: BilibiliClient, *, bvid: str, aid: int, cursor: str | None = None
+    client: BilibiliClient,
+    *,
+    bvid: str,
+    aid: int,
+    cursor: str | None = None,
+    window: Window = Window(),
 ) -> Iterator[CommentPage]:
     """The cursor listing (time order) from `cursor` (None: the start, pinned replies too).
 
     Root replies, pinned ones and each reply's inline sub-reply preview become `Comment`s.
-    Each page's `cursor` resumes after it; the last page has `is_end` and cursor None.
+    Each page's `cursor` resumes after it; the last page has `is_end`, cursor None and `end`
+    saying why: "end" of the listing, or where `window` ends it ("known", "since").
     """
     while True:
         params = {
@@ -99,40 +112,113 @@ def comment_pages(
         raw, read, error = _fetch(client, MAIN, params, read_page, signed=True)
         if read is None:
             yield CommentPage(raw=raw, bvid=bvid, aid=aid, listing="main", cursor=cursor,
-                              error=error)
+                              error=error, start=cursor)
             return
-        comments, emotes, cursor, is_end = read
+        start = cursor
+        comments, emotes, cursor, total = read
+        comments, end = window.clip(comments)
+        if end is None and cursor is None:
+            end = "end"
         yield CommentPage(raw=raw, bvid=bvid, aid=aid, listing="main", comments=comments,
-                          emotes=emotes, cursor=cursor, is_end=is_end)
-        if is_end:
+                          emotes=emotes, cursor=None if end else cursor, is_end=end is not None,
+                          start=start, total=total, end=end)
+        if end:
             return
+
+
+def hot_page(client: BilibiliClient, *, bvid: str, aid: int) -> CommentPage:
+    """The first page of the listing by likes (mode 3), pinned replies too: the busiest roots.
+
+    Old roots keep gathering replies where a time-ordered pass no longer looks; this page shows
+    the most active of them with their reply counts. Its listing is "hot", read one page deep.
+    """
+    params = {"type": 1, "oid": aid, "mode": 3, "pagination_str": '{"offset":""}', "plat": 1,
+              "web_location": 1315875}
+    read_page = partial(_read_main, bvid=bvid, first=True)
+    raw, read, error = _fetch(client, MAIN, params, read_page, signed=True)
+    if read is None:
+        return CommentPage(raw=raw, bvid=bvid, aid=aid, listing="hot", error=error)
+    comments, emotes, _, total = read
+    return CommentPage(raw=raw, bvid=bvid, aid=aid, listing="hot", comments=comments,
+                       emotes=emotes, is_end=True, total=total, end="end")
 
 
 def reply_pages(
-    client: BilibiliClient, *, bvid: str, aid: int, root: int, cursor: str | None = None
+    client: BilibiliClient,
+    *,
+    bvid: str,
+    aid: int,
+    root: int,
+    cursor: str | None = None,
+    expected: int | None = None,
 ) -> Iterator[CommentPage]:
-    """Every sub-reply of the root reply `root`, page by page; the cursor is the next `pn`."""
+    """Every sub-reply of the root reply `root`, page by page; the cursor is the next `pn`.
+
+    An unreadable page is yielded with `error` and skipped while the thread's size (from an
+    earlier page, else `expected`, the root's `rcount`) says more pages follow.
+    """
     listing = f"reply:{root}"
     pn = int(cursor or 1)
+    total = expected
     while True:
         params = {"type": 1, "oid": aid, "root": root, "ps": PAGE_SIZE, "pn": pn}
-        read_page = partial(_read_replies, bvid=bvid, pn=pn)
+        read_page = partial(_read_replies, bvid=bvid)
         raw, read, error = _fetch(client, REPLY, params, read_page)
         if read is None:
+            pn += 1
             yield CommentPage(raw=raw, bvid=bvid, aid=aid, listing=listing, cursor=str(pn),
-                              error=error)
-            return
-        comments, emotes, is_end = read
+                              error=error, start=str(pn - 1))
+            if total is None or (pn - 1) * PAGE_SIZE >= total:
+                return
+            continue
+        comments, emotes, total = read
+        is_end = not comments or pn * PAGE_SIZE >= total
         pn += 1
         yield CommentPage(raw=raw, bvid=bvid, aid=aid, listing=listing, comments=comments,
-                          emotes=emotes, cursor=None if is_end else str(pn), is_end=is_end)
+                          emotes=emotes, cursor=None if is_end else str(pn), is_end=is_end,
+                          start=str(pn - 1), total=total, end="end" if is_end else None)
         if is_end:
             return
+
+
+def comment_page_of(raw: RawPage, *, bvid: str) -> CommentPage:
+    """Parse a landed answer of a comment listing again (a rebuild from `raw_pages`, a bench).
+
+    Raises `ParseError` for an answer that is not a readable page of `MAIN` or `REPLY`.
+    """
+    try:
+        data = json.loads(raw.body)["data"]
+        aid = int(raw.params["oid"])
+        if raw.endpoint == MAIN:
+            start = json.loads(raw.params["pagination_str"])["offset"] or None
+            comments, emotes, cursor, total = _read_main(data, bvid=bvid, first=start is None)
+            return CommentPage(raw, bvid, aid, "main", comments, emotes, cursor=cursor,
+                               is_end=cursor is None, start=start, total=total,
+                               end="end" if cursor is None else None)
+        if raw.endpoint == REPLY:
+            pn = int(raw.params["pn"])
+            comments, emotes, total = _read_replies(data, bvid=bvid)
+            is_end = not comments or pn * PAGE_SIZE >= total
+            return CommentPage(raw, bvid, aid, f"reply:{raw.params['root']}", comments, emotes,
+                               cursor=None if is_end else str(pn + 1), is_end=is_end,
+                               start=str(pn), total=total, end="end" if is_end else None)
+    except _SHAPE_ERRORS as exc:
+        raise ParseError(f"{raw.endpoint}: not a readable comment page: {exc}", raw=raw) from exc
+    raise ParseError(f"{raw.endpoint} is not a comment listing", raw=raw)
 
 
 def emote_panel(client: BilibiliClient) -> tuple[RawPage, list[Emote]]:
     """The emote catalog visible to this client (free packages when logged out)."""
     raw, emotes, error = _fetch(client, EMOTE_PANEL, {"business": "reply"}, _read_panel)
+    if emotes is None:
+        raise ParseError(str(error), raw=raw)
+    return raw, emotes
+
+
+def emote_packages(client: BilibiliClient, ids: Iterable[int]) -> tuple[RawPage, list[Emote]]:
+    """The emotes of the given packages (`/x/emote/package?ids=`), e.g. ones met in comments."""
+    params = {"business": "reply", "ids": ",".join(str(i) for i in sorted(set(ids)))}
+    raw, emotes, error = _fetch(client, EMOTE_PACKAGE, params, _read_panel)
     if emotes is None:
         raise ParseError(str(error), raw=raw)
     return raw, emotes
@@ -172,23 +258,24 @@ def _read_search(data: Mapping[str, Any], *, keyword: str, page: int) -> tuple[l
 
 def _read_main(
     data: Mapping[str, Any], *, bvid: str, first: bool
-) -> tuple[list[Comment], list[Emote], str | None, bool]:
-    """Comments, emotes, the cursor after this page (None at the end) and `is_end`."""
+) -> tuple[list[Comment], list[Emote], str | None, int | None]:
+    """Comments, emotes, the cursor after this page (None at the end) and `all_count`."""
     replies = [(r, "api:main") for r in data.get("replies") or []]
     if first:
         replies = [(r, "api:top") for r in data.get("top_replies") or []] + replies
     comments, emotes = _comments(replies, bvid=bvid)
-    next_offset = data["cursor"]["pagination_reply"].get("next_offset") or None
-    is_end = bool(data["cursor"]["is_end"]) or next_offset is None
-    return comments, emotes, None if is_end else next_offset, is_end
+    cursor = data["cursor"]
+    next_offset = (cursor.get("pagination_reply") or {}).get("next_offset") or None
+    is_end = bool(cursor["is_end"]) or next_offset is None
+    total = cursor.get("all_count")
+    return comments, emotes, None if is_end else next_offset, None if total is None else int(total)
 
 
-def _read_replies(
-    data: Mapping[str, Any], *, bvid: str, pn: int
-) -> tuple[list[Comment], list[Emote], bool]:
+def _read_replies(data: Mapping[str, Any], *, bvid: str) -> tuple[list[Comment], list[Emote], int]:
+    """Comments, emotes and the thread's size (`page.count`)."""
     replies = [(r, "api:reply") for r in data.get("replies") or []]
     comments, emotes = _comments(replies, bvid=bvid)
-    return comments, emotes, not replies or pn * PAGE_SIZE >= int(data["page"]["count"])
+    return comments, emotes, int(data["page"]["count"])
 
 
 def _read_panel(data: Mapping[str, Any]) -> list[Emote]:
@@ -209,5 +296,6 @@ def _comments(
         for item in [reply, *(reply.get("replies") or [])]:
             comments.append(parse.parse_comment(item, source=source, bvid=bvid))
             for token, info in (item["content"].get("emote") or {}).items():
-                emotes.setdefault(token, parse.parse_emote(token, info))
+                if token not in emotes:
+                    emotes[token] = parse.parse_emote(token, info)
     return comments, list(emotes.values())

@@ -30,7 +30,9 @@ def av2bv(aid: int) -> str:
 
 
 def bv2av(bvid: str) -> int:
-    """`"BV17x411w7KC"` → `170001`."""
+    """`"BV17x411w7KC"` → `170001`; a malformed id raises ValueError naming it."""
+    if len(bvid) != 12 or not bvid.upper().startswith("BV1") or any(ch not in _ALPHABET for ch in bvid[3:]):
+        raise ValueError(f"not a BV id: {bvid!r}")
     tmp = 0
     for ch in _swap(list(bvid))[3:]:
         tmp = tmp * _BASE + _ALPHABET.index(ch)

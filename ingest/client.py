@@ -7,6 +7,7 @@ import random
 import threading
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -16,15 +17,18 @@ from . import wbi
 from .errors import (
     Blocked,
     CrawlerError,
+    ImageRejected,
     ParseError,
     PermissionDenied,
     RiskControl,
     TransportError,
+    UnreadableBody,
     api_error,
 )
+from .pseudonym import Pseudonymiser
 from .records import RawPage
 
-__all__ = ["REFERER", "USER_AGENT", "BilibiliClient"]
+__all__ = ["REFERER", "USER_AGENT", "BilibiliClient", "Download", "ErrorHook"]
 
 USER_AGENT = (
     "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 "
@@ -34,12 +38,28 @@ REFERER = "https://www.bilibili.com/"
 NAV = "/x/web-interface/nav"
 SPI = "/x/frontend/finger/spi"
 
+# Called for every failed attempt, before the retry or the raise: (error, attempt, retrying).
+ErrorHook = Callable[[CrawlerError, int, bool], None]
+
+
+@dataclass(frozen=True, slots=True)
+class Download:
+    """A downloaded file: its bytes and the content type the server declared."""
+
+    url: str
+    content_type: str
+    data: bytes
+
 
 class BilibiliClient:
-    """One request at a time, `throttle_s` plus up to `jitter_s` apart; use as a context manager.
+    """`throttle_s` plus up to `jitter_s` between requests; use as a context manager.
 
+    The throttle is global: however many threads share the client, request starts are spaced
+    by it (and with one thread, each pause counts from the end of the previous request).
     `get_json` retries transient errors (`backoff_s * 2**attempt` plus jitter, at most
-    `max_retries` times) and raises the typed errors of `errors.py` otherwise.
+    `max_retries` times) and raises the typed errors of `errors.py` otherwise; `on_error` hears
+    of every failed attempt. With a `pseudonymiser`, commenters are renamed in every answer
+    before it is parsed or returned as a `RawPage`.
     """
 
     def __init__(
@@ -52,23 +72,28 @@ class BilibiliClient:
         backoff_s: float = 5.0,
         max_retries: int = 3,
         timeout_s: float = 20.0,
+        pseudonymiser: Pseudonymiser | None = None,
+        on_error: ErrorHook | None = None,
         transport: httpx.BaseTransport | None = None,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.api_base = api_base.rstrip("/")
         self.throttle_s, self.jitter_s = throttle_s, jitter_s
         self.backoff_s, self.max_retries = backoff_s, max_retries
+        self.pseudonymiser = pseudonymiser
+        self.on_error = on_error
         self._sleep = sleep
+        headers = {"User-Agent": USER_AGENT, "Referer": REFERER}
         self._http = httpx.Client(
-            base_url=self.api_base,
-            headers={"User-Agent": USER_AGENT, "Referer": REFERER},
-            timeout=timeout_s,
-            transport=transport,
+            base_url=self.api_base, headers=headers, timeout=timeout_s, transport=transport
         )
+        # Images come from a CDN host: no cookies go there.
+        self._cdn = httpx.Client(headers=headers, timeout=timeout_s, transport=transport)
         self._logged_in = sessdata is not None
         if sessdata is not None:
             self._http.cookies.set("SESSDATA", sessdata)
-        self._lock = threading.Lock()
+        self._throttle = threading.Lock()
+        self._tokens = threading.Lock()
         self._last_request = float("-inf")
         self._wbi_keys: tuple[str, str] | None = None
         self._has_buvid = False
@@ -84,6 +109,9 @@ class BilibiliClient:
 
     def close(self) -> None:
         self._http.close()
+        self._cdn.close()
+
+    # -- JSON API -----------------------------------------------------------------------------
 
     def get_json(
         self, endpoint: str, params: Mapping[str, Any] | None = None, *, signed: bool = False
@@ -99,54 +127,75 @@ class BilibiliClient:
                 self._ensure_buvid()
                 sent = wbi.sign(params, *self._ensure_wbi_keys()) if signed else params
                 return self._decode(endpoint, params, self._get(endpoint, sent))
-            except PermissionDenied:
-                if not signed or refreshed:
+            except PermissionDenied as exc:
+                retry = signed and not refreshed
+                self._report(exc, attempt, retry)
+                if not retry:
                     raise
                 self._wbi_keys, refreshed = None, True  # maybe a stale key: refresh once, retry
             except CrawlerError as exc:
-                if not exc.transient or attempt >= self.max_retries:
+                retry = exc.transient and attempt < self.max_retries
+                self._report(exc, attempt, retry)
+                if not retry:
                     raise
                 if isinstance(exc, RiskControl):
                     self._wbi_keys, self._has_buvid = None, False
                 self._sleep(self.backoff_s * 2**attempt + random.uniform(0, self.backoff_s))
                 attempt += 1
 
+    def _report(self, exc: CrawlerError, attempt: int, retrying: bool) -> None:
+        if self.on_error is not None:
+            self.on_error(exc, attempt, retrying)
+
     def _ensure_buvid(self) -> None:
         """Fetch the `buvid3`/`buvid4` cookies once (and again after risk control)."""
-        if self._has_buvid:
-            return
-        payload, raw = self._decode(SPI, {}, self._get(SPI, {}))
-        try:
-            buvid3, buvid4 = str(payload["data"]["b_3"]), str(payload["data"]["b_4"])
-        except (KeyError, TypeError) as exc:
-            raise ParseError(f"{SPI}: no b_3/b_4 in the answer", raw=raw) from exc
-        self._http.cookies.set("buvid3", buvid3)
-        self._http.cookies.set("buvid4", buvid4)
-        self._has_buvid = True
+        with self._tokens:
+            if self._has_buvid:
+                return
+            payload, raw = self._decode(SPI, {}, self._get(SPI, {}))
+            try:
+                buvid3, buvid4 = str(payload["data"]["b_3"]), str(payload["data"]["b_4"])
+            except (KeyError, TypeError) as exc:
+                raise ParseError(f"{SPI}: no b_3/b_4 in the answer", raw=raw) from exc
+            self._http.cookies.set("buvid3", buvid3)
+            self._http.cookies.set("buvid4", buvid4)
+            self._has_buvid = True
 
     def _ensure_wbi_keys(self) -> tuple[str, str]:
         """The cached WBI keys, fetched from `nav` (which answers -101 logged out) when absent."""
-        if self._wbi_keys is None:
-            payload, raw = self._decode(NAV, {}, self._get(NAV, {}), allow=(0, -101))
-            try:
-                self._wbi_keys = wbi.keys_from_nav(payload["data"])
-            except (KeyError, TypeError, AttributeError) as exc:
-                raise ParseError(f"{NAV}: no wbi_img in the answer", raw=raw) from exc
-        return self._wbi_keys
+        with self._tokens:
+            keys = self._wbi_keys
+            if keys is None:
+                payload, raw = self._decode(NAV, {}, self._get(NAV, {}), allow=(0, -101))
+                try:
+                    keys = self._wbi_keys = wbi.keys_from_nav(payload["data"])
+                except (KeyError, TypeError, AttributeError) as exc:
+                    raise ParseError(f"{NAV}: no wbi_img in the answer", raw=raw) from exc
+            return keys
 
-    def _get(self, endpoint: str, params: Mapping[str, Any]) -> tuple[httpx.Response, datetime]:
-        """One throttled GET; transport failures become `TransportError`."""
-        with self._lock:
+    def _wait_turn(self) -> None:
+        """Sleep until this request may start; starts are `throttle_s` (+ jitter) apart."""
+        with self._throttle:
             wait = self.throttle_s + random.uniform(0, self.jitter_s)
             wait -= time.monotonic() - self._last_request
             if wait > 0:
                 self._sleep(wait)
-            try:
-                return self._http.get(endpoint, params=params), datetime.now(UTC)
-            except httpx.TransportError as exc:
-                raise TransportError(f"{endpoint}: {type(exc).__name__}: {exc}") from exc
-            finally:
-                self._last_request = time.monotonic()
+            self._last_request = time.monotonic()
+
+    def _done(self) -> None:
+        with self._throttle:
+            self._last_request = max(self._last_request, time.monotonic())
+
+    def _get(self, endpoint: str, params: Mapping[str, Any]) -> tuple[httpx.Response, datetime]:
+        """One throttled GET; transport failures become `TransportError`."""
+        self._wait_turn()
+        try:
+            return self._http.get(endpoint, params=params), datetime.now(UTC)
+        except httpx.TransportError as exc:
+            message = f"{endpoint}: {type(exc).__name__}: {exc}"
+            raise TransportError(message, endpoint=endpoint) from exc
+        finally:
+            self._done()
 
     def _decode(
         self,
@@ -163,6 +212,12 @@ class BilibiliClient:
             payload = json.loads(body)
         except ValueError:
             payload = None
+        if self.pseudonymiser is not None:
+            if payload is None:
+                body = self.pseudonymiser.scrub_text(body)
+            else:
+                payload = self.pseudonymiser.scrub(payload)
+                body = json.dumps(payload, ensure_ascii=False, separators=(",", ":"))
         code = payload.get("code") if isinstance(payload, dict) else None
         code = code if isinstance(code, int) else None
         raw = RawPage(endpoint, dict(params), fetched_at, status, code, body)
@@ -170,9 +225,65 @@ class BilibiliClient:
             raise Blocked(-412, "HTTP 412 (request blocked)", endpoint, raw=raw)
         if status == 429 or status >= 500:
             raise TransportError(f"{endpoint}: HTTP {status}", http_status=status, raw=raw)
+        if payload is None:
+            raise UnreadableBody(f"{endpoint}: HTTP {status}, body is not JSON", raw=raw)
         if code is None:
-            what = "not JSON" if payload is None else "JSON without an integer code"
-            raise ParseError(f"{endpoint}: HTTP {status}, body is {what}", raw=raw)
+            raise ParseError(f"{endpoint}: HTTP {status}, JSON without an integer code", raw=raw)
         if code not in allow:
             raise api_error(code, str(payload.get("message", "")), endpoint, raw=raw)
         return payload, raw
+
+    # -- files (emote images) -----------------------------------------------------------------
+
+    def download(
+        self, url: str, *, max_bytes: int, content_types: tuple[str, ...] = ("image/",)
+    ) -> Download:
+        """GET a file from an absolute http(s) URL, throttled and retried like the API.
+
+        Refuses (`ImageRejected`, not retried) a content type outside `content_types` (prefixes)
+        and a body over `max_bytes`, stopping the transfer as soon as it is too long.
+        """
+        if not url.startswith(("http://", "https://")):
+            raise ImageRejected(f"not an http(s) URL: {url!r}", endpoint=url)
+        attempt = 0
+        while True:
+            try:
+                return self._download_once(url, max_bytes, content_types)
+            except CrawlerError as exc:
+                retry = exc.transient and attempt < self.max_retries
+                self._report(exc, attempt, retry)
+                if not retry:
+                    raise
+                self._sleep(self.backoff_s * 2**attempt + random.uniform(0, self.backoff_s))
+                attempt += 1
+
+    def _download_once(self, url: str, max_bytes: int, content_types: tuple[str, ...]) -> Download:
+        self._wait_turn()
+        try:
+            with self._cdn.stream("GET", url) as response:
+                status = response.status_code
+                if status == 429 or status >= 500:
+                    message = f"{url}: HTTP {status}"
+                    raise TransportError(message, http_status=status, endpoint=url)
+                if status != 200:
+                    raise ImageRejected(f"{url}: HTTP {status}", endpoint=url)
+                kind = response.headers.get("content-type", "").split(";")[0].strip().lower()
+                if not kind.startswith(content_types):
+                    raise ImageRejected(f"{url}: content type {kind or 'missing'!r} refused",
+                                        endpoint=url)
+                declared = int(response.headers.get("content-length") or 0)
+                if declared > max_bytes:
+                    message = f"{url}: {declared} bytes is over the limit of {max_bytes}"
+                    raise ImageRejected(message, endpoint=url)
+                chunks, size = [], 0
+                for chunk in response.iter_bytes():
+                    size += len(chunk)
+                    if size > max_bytes:
+                        raise ImageRejected(f"{url}: more than the limit of {max_bytes} bytes",
+                                            endpoint=url)
+                    chunks.append(chunk)
+                return Download(url, kind, b"".join(chunks))
+        except httpx.TransportError as exc:
+            raise TransportError(f"{url}: {type(exc).__name__}: {exc}", endpoint=url) from exc
+        finally:
+            self._done()

@@ -12,7 +12,9 @@
     │   ├── NotLoggedIn               -101                                               terminal
     │   ├── CommentsClosed            12002: record and skip                             terminal
     │   └── WrongType                 12009: a bug, fail loudly                          terminal
-    └── ParseError                    truncated or non-JSON body, missing fields         terminal
+    ├── ParseError                    JSON of an unexpected shape (missing fields)       terminal
+    │   └── UnreadableBody            truncated or non-JSON body: retried, then skipped  transient
+    └── ImageRejected                 an image of the wrong type or over the size limit  terminal
 
 `raw` is the HTTP answer that caused the error (when there was one), so a caller can land it.
 Messages name the endpoint and the API's message, never a cookie.
@@ -30,11 +32,13 @@ __all__ = [
     "CrawlerError",
     "NotFound",
     "NotLoggedIn",
+    "ImageRejected",
     "ParseError",
     "PermissionDenied",
     "RateLimited",
     "RiskControl",
     "TransportError",
+    "UnreadableBody",
     "WrongType",
     "api_error",
 ]
@@ -56,14 +60,34 @@ class TransportError(CrawlerError):
     transient = True
 
     def __init__(
-        self, message: str, *, http_status: int | None = None, raw: RawPage | None = None
+        self,
+        message: str,
+        *,
+        http_status: int | None = None,
+        endpoint: str | None = None,
+        raw: RawPage | None = None,
     ) -> None:
         super().__init__(message, raw=raw)
         self.http_status = http_status
+        self.endpoint = endpoint if endpoint is not None else (raw.endpoint if raw else None)
 
 
 class ParseError(CrawlerError):
-    """The body is not the JSON we expect (truncated, HTML, or missing fields)."""
+    """The body is not the JSON we expect (missing fields, wrong types)."""
+
+
+class UnreadableBody(ParseError):
+    """The body is not JSON at all (truncated, an HTML page): worth asking again."""
+
+    transient = True
+
+
+class ImageRejected(CrawlerError):
+    """A downloaded image was refused: not an image content type, or over the size limit."""
+
+    def __init__(self, message: str, *, endpoint: str | None = None) -> None:
+        super().__init__(message)
+        self.endpoint = endpoint  # the image's URL
 
 
 class ApiError(CrawlerError):

@@ -109,3 +109,7 @@ class CommentPage:
     cursor: str | None = None  # what to send to get the next page; None at the end
     is_end: bool = False
     error: str | None = None  # why the page could not be parsed; `comments` is then empty
+    start: str | None = None  # the cursor that asked for this page (None: the listing's start)
+    total: int | None = None  # comments the API says the listing has (main: all replies)
+    end: str | None = None  # why the listing ends here: "end", "known" (reached the newest
+    #   stored comment) or "since" (reached comments older than the --since bound)

@@ -11,13 +11,14 @@ from typing import Any
 
 _EXPORTS = {
     "OPSET": ".export", "ParityError": ".export", "check_parity": ".export",
-    "export_emoji_bow": ".export", "export_onnx": ".export",
+    "export_onnx": ".export", "export_text_model": ".export",
     "Device": ".runtime", "ModelFileError": ".runtime", "ModelSession": ".runtime",
     "ProviderUnavailable": ".runtime", "open_session": ".runtime",
     "ModelRecord": ".registry", "export_and_register": ".registry", "find_model": ".registry",
     "model_dir": ".registry",
     "sha256_file": ".registry", "verify_artifact": ".registry",
     "EmojiScorer": ".score", "ScoreSummary": ".score", "prediction_rows": ".score", "score_comments": ".score",
+    "PredictSummary": ".predict", "predict_csv": ".predict",
 }
 __all__ = sorted(_EXPORTS)
 

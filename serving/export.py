@@ -17,12 +17,15 @@ from .runtime import open_session
 if TYPE_CHECKING:
     import torch
 
-    from emopulse.training.emoji_bow.model import EmojiBow
-    from emopulse.training.emoji_bow.tokenize import HashedNgramTokenizer
+    from emopulse.training.encoders.tokenizers import Tokenizer
 
-__all__ = ["OPSET", "ParityError", "check_parity", "export_emoji_bow", "export_onnx"]
+__all__ = ["OPSET", "PARITY_TEXTS", "ParityError", "check_parity", "export_onnx", "export_text_model"]
 
 OPSET = 17
+# Texts of several lengths (and an empty one) for the parity check: a batch and sequence sizes the
+# export was not traced with.
+PARITY_TEXTS = ("哈哈哈哈哈哈笑死我了，这也太离谱了吧", "狗头保命", "", "前方高能预警！！！up主太强了，三连支持",
+                "呜呜呜好感动")
 
 
 class ParityError(RuntimeError):
@@ -76,20 +79,15 @@ def check_parity(model: torch.nn.Module, path: str | Path, *, inputs: Mapping[st
     return diff
 
 
-def export_emoji_bow(model: EmojiBow, tokenizer: HashedNgramTokenizer, path: str | Path, *,
-                     atol: float = 1e-4, seed: int = 0) -> float:
-    """Export an emoji_bow model, then check parity on a batch and sequence size it was not traced
-    with (random ids, one empty row); returns the largest absolute difference."""
+def export_text_model(model: torch.nn.Module, tokenizer: Tokenizer, path: str | Path, *,
+                      atol: float = 1e-3, output_name: str = "logits") -> float:
+    """Export a text model (forward(input_ids, attention_mask) -> [B, labels]) with dynamic batch and
+    sequence, then check parity with torch on `PARITY_TEXTS`; returns the largest absolute difference."""
     import torch
 
-    ids, mask = tokenizer.encode(["导出样例", "sample text"], pad_to=8)
-    export_onnx(model, path, sample_inputs={"ids": torch.from_numpy(ids), "mask": torch.from_numpy(mask)})
-    rng = np.random.default_rng(seed)
-    batch, seq = 5, 23
-    ids = rng.integers(1, tokenizer.vocab_size, size=(batch, seq), dtype=np.int64)
-    lengths = rng.integers(1, seq + 1, size=batch)
-    lengths[-1] = 0
-    mask = (np.arange(seq)[None, :] < lengths[:, None]).astype(np.float32)
-    ids = ids * mask.astype(np.int64)
-    return check_parity(model, path, inputs={"ids": torch.from_numpy(ids), "mask": torch.from_numpy(mask)},
-                        atol=atol)
+    ids, mask = tokenizer.encode(["导出样例 sample text", "第二个例子，长一点的句子"])
+    export_onnx(model, path, sample_inputs={"input_ids": torch.from_numpy(ids),
+                                            "attention_mask": torch.from_numpy(mask)}, output_names=(output_name,))
+    ids, mask = tokenizer.encode(list(PARITY_TEXTS))
+    return check_parity(model, path, inputs={"input_ids": torch.from_numpy(ids),
+                                             "attention_mask": torch.from_numpy(mask)}, atol=atol)

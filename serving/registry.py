@@ -1,8 +1,9 @@
 """Model artifacts on disk (`<artifacts_root>/models/<task>/<model_id>/`) and their row in `models`.
 
-A model folder holds model.onnx, the checkpoint, tokenizer.json, labels.json, split.json,
-metrics.json, eval_summary.md and SHA256SUMS; the registry records model.onnx's sha256, which
-scoring verifies before it loads the file.
+A model folder holds model.onnx, the checkpoints, tokenizer.json (with the transformers tokenizer's
+own files under tokenizer_files/ when there is one, so the folder scores on its own), labels.json,
+the splits, metrics.json, eval_summary.md and SHA256SUMS; the registry records model.onnx's sha256,
+which scoring verifies before it loads the file.
 """
 
 from __future__ import annotations
@@ -17,12 +18,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from emopulse.training.encoders.tokenizers import bundle_tokenizer, save_tokenizer
 from emopulse.warehouse import latest_model, register_model
 
-from .export import export_emoji_bow
+from .export import export_text_model
 
 if TYPE_CHECKING:
-    from emopulse.training.emoji_bow.train import TrainResult
+    from emopulse.training.emoji_align.train import TrainResult
     from emopulse.warehouse import Warehouse
 
 __all__ = ["ModelRecord", "export_and_register", "find_model", "model_dir", "sha256_file", "verify_artifact"]
@@ -93,7 +95,7 @@ def verify_artifact(record: ModelRecord, name: str = "onnx") -> Path:
 
 
 def export_and_register(wh: Warehouse, result: TrainResult, *, artifacts_root: str | Path,
-                        model_id: str | None = None, atol: float = 1e-4) -> ModelRecord:
+                        model_id: str | None = None, atol: float = 1e-3) -> ModelRecord:
     """Export the trained model to ONNX (parity-checked), write its folder and register it in `models`.
 
     The id defaults to `<name>-<UTC time>-<first 8 hex of model.onnx's sha256>`.
@@ -102,19 +104,22 @@ def export_and_register(wh: Warehouse, result: TrainResult, *, artifacts_root: s
     staging = task_dir / f".staging-{uuid.uuid4().hex}"
     staging.mkdir(parents=True)
     try:
-        parity = export_emoji_bow(result.model, result.tokenizer, staging / ONNX_FILE, atol=atol)
+        parity = export_text_model(result.model, result.tokenizer, staging / ONNX_FILE, atol=atol)
         sha256 = sha256_file(staging / ONNX_FILE)
         model_id = model_id or f"{result.name}-{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{sha256[:8]}"
         files = {"onnx": ONNX_FILE}
         for name, src in result.files.items():
             shutil.copy2(src, staging / Path(src).name)
             files[name] = Path(src).name
+        save_tokenizer(bundle_tokenizer(result.tokenizer, staging), staging / files["tokenizer"])
         with open(staging / files["eval_summary"], "a", encoding="utf-8") as f:
-            f.write(f"\n## Export\n\n- model id: {model_id}\n- ONNX opset 17, dynamic batch and sequence\n"
+            f.write(f"\n## Export\n\n- model id: {model_id}\n- ONNX opset 17, dynamic batch and sequence; inputs "
+                    f"input_ids, attention_mask; output logits (cosine similarity to each emote's prototype / tau)\n"
                     f"- parity with torch on a new batch/sequence size: max abs diff {parity:.2e}\n"
                     f"- model.onnx sha256: {sha256}\n")
         (staging / "SHA256SUMS").write_text(
-            "".join(f"{sha256_file(staging / n)}  {n}\n" for n in sorted(files.values())), encoding="utf-8")
+            "".join(f"{sha256_file(p)}  {p.relative_to(staging).as_posix()}\n"
+                    for p in sorted(staging.rglob("*")) if p.is_file() and p.name != "SHA256SUMS"), encoding="utf-8")
         files["sha256sums"] = "SHA256SUMS"
         final = model_dir(artifacts_root, task=result.task, model_id=model_id)
         if final.exists():
@@ -125,7 +130,8 @@ def export_and_register(wh: Warehouse, result: TrainResult, *, artifacts_root: s
         raise
     artifacts = {name: str(final / filename) for name, filename in files.items()}
     metrics = {**result.metrics, "onnx_max_abs_diff": parity}
-    params = {"name": result.name, "config": asdict(result.config), "labels": result.labels}
+    # through JSON, as the registry stores it (tuples become lists), so the record equals a read-back
+    params = json.loads(json.dumps({"name": result.name, "config": asdict(result.config), "labels": result.labels}))
     version = register_model(wh, model_id=model_id, task=result.task, metrics=metrics, artifacts=artifacts,
                              sha256=sha256, params=params)
     return ModelRecord(model_id=model_id, task=result.task, version=version, sha256=sha256,

@@ -1,6 +1,7 @@
 """Batch scoring with ONNX Runtime: texts → top-k emotes, and comments → rows of `predictions`.
 
-Scoring needs no torch: the tokenizer is numpy and the model runs in ONNX Runtime.
+Scoring needs no torch: the tokenizer is numpy (or a transformers tokenizer) and the model runs in
+ONNX Runtime: input_ids and attention_mask in, one logit per emote out.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from emopulse.training.data import read_comments
-from emopulse.training.emoji_bow.tokenize import HashedNgramTokenizer
+from emopulse.training.encoders.tokenizers import Tokenizer, load_tokenizer
 from emopulse.warehouse import write_predictions
 
 from .registry import ModelRecord, find_model, verify_artifact
@@ -37,14 +38,14 @@ class EmojiScorer:
     model_id: str
     task: str
     session: ModelSession
-    tokenizer: HashedNgramTokenizer
+    tokenizer: Tokenizer
     labels: list[str]
 
     @classmethod
     def load(cls, record: ModelRecord, *, device: Device = "auto") -> EmojiScorer:
         """Open the record's ONNX file (sha256 checked against the registry) and its preprocessing."""
         session = open_session(verify_artifact(record, "onnx"), device=device)
-        tokenizer = HashedNgramTokenizer.load(verify_artifact(record, "tokenizer"))
+        tokenizer = load_tokenizer(verify_artifact(record, "tokenizer"))
         labels_path = verify_artifact(record, "labels")
         labels = json.loads(Path(labels_path).read_text(encoding="utf-8"))
         width = session.session.get_outputs()[0].shape[-1]
@@ -54,7 +55,7 @@ class EmojiScorer:
                    labels=list(labels))
 
     def rank(self, texts: Sequence[str], *, k: int = 5,
-             batch_size: int = 512) -> tuple[np.ndarray, np.ndarray]:
+             batch_size: int = 64) -> tuple[np.ndarray, np.ndarray]:
         """Top-k labels (object array [N, k]) and their softmax probabilities ([N, k]), best first.
 
         Texts are batched by length, so padding stays short."""
@@ -65,7 +66,8 @@ class EmojiScorer:
         for start in range(0, len(order), batch_size):
             rows = order[start:start + batch_size]
             ids, mask = self.tokenizer.encode([texts[i] for i in rows])
-            logits = self.session.run({"ids": ids, "mask": mask}, ["logits"])["logits"].astype(np.float64)
+            feeds = {"input_ids": ids, "attention_mask": mask}
+            logits = self.session.run(feeds, ["logits"])["logits"].astype(np.float64)
             p = np.exp(logits - logits.max(axis=1, keepdims=True))
             p /= p.sum(axis=1, keepdims=True)
             best = np.argsort(-p, axis=1, kind="stable")[:, :k]
@@ -75,7 +77,7 @@ class EmojiScorer:
 
 
 def prediction_rows(scorer: EmojiScorer, comments: pd.DataFrame, *, k: int = 5, id_col: str = "rpid",
-                    text_col: str = "sentence", batch_size: int = 512) -> pd.DataFrame:
+                    text_col: str = "sentence", batch_size: int = 64) -> pd.DataFrame:
     """Rows for `write_predictions` (model_id, task, entity_id, rank, label, score); comments whose
     text is empty (nothing but emotes) are skipped."""
     text = comments[text_col].fillna("").astype(str)
@@ -100,7 +102,7 @@ class ScoreSummary:
 
 
 def score_comments(wh: Warehouse, *, model: ModelRecord | str | None = None, task: str = "emoji",
-                   k: int = 5, batch_size: int = 512, device: Device = "auto") -> ScoreSummary:
+                   k: int = 5, batch_size: int = 64, device: Device = "auto") -> ScoreSummary:
     """Score every comment with a model (a record, a model id, or None for the latest of `task`)
     into `predictions`, k rows per comment with text."""
     if not isinstance(model, ModelRecord):

@@ -16,12 +16,15 @@ _EXPORTS = {
     "top_k": ".metrics", "topk_accuracy": ".metrics",
     "load_checkpoint": ".checkpoint", "save_checkpoint": ".checkpoint",
     "emote_comments": ".data", "read_comments": ".data", "read_emoji_training_set": ".data",
-    "eval_summary_markdown": ".report",
-    "HashedNgramTokenizer": ".emoji_bow.tokenize",
-    "EmojiBow": ".emoji_bow.model", "EmojiBowConfig": ".emoji_bow.model",
-    "TrainConfig": ".emoji_bow.train", "TrainResult": ".emoji_bow.train",
-    "load_emoji_bow": ".emoji_bow.train", "predict_proba": ".emoji_bow.train",
-    "train_emoji_classifier": ".emoji_bow.train",
+    "eval_summary_markdown": ".report", "markdown_table": ".report",
+    "balanced_sample": ".evaluation", "detailed_report": ".evaluation", "evaluate_ranking": ".evaluation",
+    "majority_baseline": ".baselines", "tfidf_logreg_baseline": ".baselines",
+    "read_emote_images": ".data", "EmoteImages": ".emote_images", "build_emote_images": ".emote_images",
+    "HashedNgramTokenizer": ".encoders.tokenizers", "TextTokenizer": ".encoders.tokenizers",
+    "load_tokenizer": ".encoders.tokenizers",
+    "EmojiAlign": ".emoji_align.model", "EmojiAlignConfig": ".emoji_align.model", "EmoteRanker": ".emoji_align.model",
+    "TrainConfig": ".emoji_align.train", "TrainResult": ".emoji_align.train", "load_ranker": ".emoji_align.train",
+    "profile_config": ".emoji_align.train", "train_emoji_align": ".emoji_align.train",
 }
 __all__ = sorted(_EXPORTS)
 

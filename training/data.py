@@ -6,6 +6,7 @@ training code itself never touches a database.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -13,7 +14,7 @@ import pandas as pd
 
 from .metrics import main_label
 
-__all__ = ["emote_comments", "read_comments", "read_emoji_training_set"]
+__all__ = ["emote_comments", "read_comments", "read_emoji_training_set", "read_emote_images"]
 
 
 def read_emoji_training_set(source: Any) -> pd.DataFrame:
@@ -26,6 +27,14 @@ def read_comments(source: Any, *, columns: tuple[str, ...] = ("rpid", "bvid", "s
     """The given columns of `comments`, ordered by rpid (for scoring)."""
     cols = ", ".join(f'"{c}"' for c in columns)
     return _con(source).sql(f"SELECT {cols} FROM comments ORDER BY rpid").df()
+
+
+def read_emote_images(source: Any, home: str | Path) -> dict[str, Path]:
+    """`[emote]` → its image downloaded by the crawler (`emotes.image_path`, relative to `home`),
+    for the files that exist."""
+    found = _con(source).sql("SELECT emoji_alt, image_path FROM emotes WHERE image_path IS NOT NULL").fetchall()
+    paths = {alt: Path(home) / path for alt, path in found if path}
+    return {alt: path for alt, path in paths.items() if path.is_file()}
 
 
 def emote_comments(rows: pd.DataFrame, *, id_col: str = "rpid", label_col: str = "emoji_alt",

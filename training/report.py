@@ -1,33 +1,29 @@
-"""The `eval_summary.md` every model writes: the model beside its baselines, the data, the training log."""
+"""The `eval_summary.md` every model writes: markdown sections of tables and notes."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-__all__ = ["eval_summary_markdown"]
+__all__ = ["eval_summary_markdown", "markdown_table"]
 
 
-def eval_summary_markdown(*, title: str, results: Mapping[str, Mapping[str, float]],
-                          data: Mapping[str, Any], history: Sequence[Mapping[str, Any]] = (),
-                          notes: Sequence[str] = ()) -> str:
-    """Markdown with one row per model/baseline in `results` (metric name → value in [0, 1])."""
-    metric_names = list(dict.fromkeys(name for metrics in results.values() for name in metrics))
-    lines = [f"# {title}", "", "## Held-out results", "",
-             "| model | " + " | ".join(metric_names) + " |",
-             "| --- |" + " ---: |" * len(metric_names)]
-    for model, metrics in results.items():
-        cells = [f"{metrics[m]:.3f}" if m in metrics else "" for m in metric_names]
-        lines.append(f"| {model} | " + " | ".join(cells) + " |")
-    lines += ["", "## Data", ""] + [f"- {key}: {value}" for key, value in data.items()]
-    if history:
-        keys = list(history[0])
-        lines += ["", "## Training", "", "| " + " | ".join(keys) + " |", "|" + " ---: |" * len(keys)]
-        lines += ["| " + " | ".join(_cell(row.get(k)) for k in keys) + " |" for row in history]
-    if notes:
-        lines += ["", "## Notes", ""] + [f"- {note}" for note in notes]
+def markdown_table(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> list[str]:
+    """Lines of a markdown table; floats with 3 decimals, the first column left-aligned."""
+    lines = ["| " + " | ".join(header) + " |", "| --- |" + " ---: |" * (len(header) - 1)]
+    lines += ["| " + " | ".join(_cell(v) for v in row) + " |" for row in rows]
+    return lines
+
+
+def eval_summary_markdown(*, title: str, sections: Mapping[str, Sequence[str]]) -> str:
+    """`# title`, then one `## heading` per section with its lines."""
+    lines = [f"# {title}"]
+    for heading, body in sections.items():
+        lines += ["", f"## {heading}", "", *body]
     return "\n".join(lines) + "\n"
 
 
 def _cell(value: Any) -> str:
-    return f"{value:.4f}" if isinstance(value, float) else str(value)
+    if value is None:
+        return ""
+    return f"{value:.3f}" if isinstance(value, float) else str(value).replace("|", "\\|")

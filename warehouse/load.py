@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -26,7 +26,9 @@ __all__ = [
     "PageLoad",
     "crawl_state",
     "land_raw_page",
+    "land_raw_pages",
     "load_comment_page",
+    "load_comment_pages",
     "load_video_page",
     "mark_video",
     "page_id_of",
@@ -53,13 +55,16 @@ def _now() -> datetime:
 
 def page_id_of(raw: RawPage) -> int:
     """A stable positive 63-bit id of a raw page: the same answer lands once."""
-    key = json.dumps(
-        [raw.endpoint, raw.params, raw.fetched_at.isoformat(), raw.http_status, raw.body],
+    how = json.dumps(
+        [raw.endpoint, raw.params, raw.fetched_at.isoformat(), raw.http_status],
         sort_keys=True,
         ensure_ascii=False,
         default=str,
     )
-    return int.from_bytes(hashlib.blake2b(key.encode(), digest_size=8).digest()) >> 1
+    digest = hashlib.blake2b(how.encode(), digest_size=8)
+    digest.update(b"\0")
+    digest.update(raw.body.encode())  # hashed as it is: no need to encode a big body as JSON
+    return int.from_bytes(digest.digest()) >> 1
 
 
 def _json_or_none(text: str) -> str | None:
@@ -77,25 +82,44 @@ def _json_or_none(text: str) -> str | None:
 
 def land_raw_page(wh: Warehouse, raw: RawPage, *, parse_error: str | None = None) -> int:
     """Land one raw answer in `raw_pages` (idempotent) and return its `page_id`."""
-    payload = _json_or_none(raw.body)
-    page_id = page_id_of(raw)
+    return land_raw_pages(wh, [(raw, parse_error)])[0]
+
+
+def _payload_of(raw: RawPage) -> str | None:
+    """The body as the JSON payload, or None when it is not strict JSON."""
+    if raw.code is not None and "NaN" not in raw.body and "Infinity" not in raw.body:
+        return raw.body  # the client decoded it to read `code`: JSON, no need to parse it again
+    return _json_or_none(raw.body)
+
+
+def land_raw_pages(wh: Warehouse, answers: Iterable[tuple[RawPage, str | None]]) -> list[int]:
+    """Land raw answers (each with its parse error or None) in one upsert; their `page_id`s."""
+    answers = list(answers)
+    payloads = [_payload_of(raw) for raw, _ in answers]
+    page_ids = [page_id_of(raw) for raw, _ in answers]
     merge_rows(
         wh,
         "raw_pages",
         {
-            "page_id": [page_id],
-            "endpoint": [raw.endpoint],
-            "params": [json.dumps(raw.params, ensure_ascii=False, sort_keys=True, default=str)],
-            "fetched_at": [raw.fetched_at],
-            "http_status": [raw.http_status],
-            "code": [raw.code],
-            "payload": [payload],
-            "body": [None if payload is not None else raw.body],
-            "parse_error": [parse_error],
-            "landed_at": [_now()],
+            "page_id": page_ids,
+            "endpoint": [raw.endpoint for raw, _ in answers],
+            "params": [
+                json.dumps(raw.params, ensure_ascii=False, sort_keys=True, default=str)
+                for raw, _ in answers
+            ],
+            "fetched_at": [raw.fetched_at for raw, _ in answers],
+            "http_status": [raw.http_status for raw, _ in answers],
+            "code": [raw.code for raw, _ in answers],
+            "payload": payloads,
+            "body": [
+                None if payload is not None else raw.body
+                for (raw, _), payload in zip(answers, payloads, strict=True)
+            ],
+            "parse_error": [error for _, error in answers],
+            "landed_at": [_now()] * len(answers),
         },
     )
-    return page_id
+    return page_ids
 
 
 def upsert_videos(wh: Warehouse, videos: Iterable[Video]) -> int:
@@ -146,14 +170,20 @@ def upsert_emotes(
 
 
 def upsert_comments(
-    wh: Warehouse, comments: Iterable[Comment], *, bvid: str | None = None, aid: int | None = None
+    wh: Warehouse,
+    comments: Iterable[Comment],
+    *,
+    bvid: str | None = None,
+    aid: int | None = None,
+    catalogued: Iterable[str] = (),
 ) -> tuple[int, int]:
     """Merge comments by rpid and replace each one's emote set; return (comments, emote rows).
 
     `bvid`/`aid` fill comments that lack them (a page knows its video). Emotes used are also
-    merged into the `emotes` catalog (never overwriting richer entries with NULLs).
+    merged into the `emotes` catalog (never overwriting richer entries with NULLs), except the
+    `catalogued` ones, which the caller has just merged with their full entries.
     """
-    comments = list(comments)
+    comments = list({c.rpid: c for c in comments}.values())  # a comment twice: the last copy
     if not comments:
         return 0, 0
     now = _now()
@@ -192,11 +222,13 @@ def upsert_comments(
                 "occurrences": [e.occurrences for _, e in used],
             },
         )
+        skip = set(catalogued)
         upsert_emotes(
             wh,
             (
                 Emote(e.emoji_alt, e.emoji_name, emote_id=e.emote_id, package_id=e.package_id)
                 for _, e in used
+                if e.emoji_alt not in skip
             ),
         )
     wh.mark_changed("comment_emotes")
@@ -225,29 +257,73 @@ def _drop_stale_emotes(con: duckdb.DuckDBPyConnection, comments: list[Comment]) 
         con.unregister("_reloaded_keep")
 
 
-def _checkpoint(wh: Warehouse, page: CommentPage) -> None:
-    """Advance the listing's cursor and counters (same transaction as the page's rows)."""
+_CHECKPOINT_SQL = """
+INSERT INTO crawl_state (bvid, listing, cursor, is_end, pages, comments, newest_ctime, status,
+                         message, updated_at, total, skip_known, started_at, finished_at)
+VALUES ($bvid, $listing, $cursor, $is_end, 1, $comments, $newest, $status, $message, $now,
+        $total, $skip_known, $now, $finished)
+ON CONFLICT (bvid, listing) DO UPDATE SET
+    cursor = EXCLUDED.cursor, is_end = EXCLUDED.is_end,
+    pages = crawl_state.pages + 1, comments = crawl_state.comments + EXCLUDED.comments,
+    newest_ctime = greatest(crawl_state.newest_ctime, EXCLUDED.newest_ctime),
+    status = EXCLUDED.status, message = EXCLUDED.message, updated_at = EXCLUDED.updated_at,
+    total = coalesce(EXCLUDED.total, crawl_state.total),
+    skip_known = EXCLUDED.skip_known,
+    started_at = CASE WHEN $first THEN EXCLUDED.started_at ELSE crawl_state.started_at END,
+    finished_at = coalesce(EXCLUDED.finished_at, crawl_state.finished_at)
+"""
+
+# A finished pass of the main listing: the newest root it covers is where the next pass stops.
+_FINISH_SQL = """
+UPDATE crawl_state SET
+    head_ctime = coalesce(newest.ctime, crawl_state.head_ctime),
+    head_rpid = coalesce(newest.rpid, crawl_state.head_rpid),
+    floor_ctime = CASE $end WHEN 'end' THEN NULL WHEN 'since' THEN $since ELSE floor_ctime END
+FROM (SELECT max(ctime) AS ctime, max_by(rpid, (ctime, rpid)) AS rpid FROM comments
+      WHERE bvid = $bvid AND root = 0 AND source = 'api:main') AS newest
+WHERE crawl_state.bvid = $bvid AND crawl_state.listing = 'main'
+"""
+
+
+def _checkpoint(
+    wh: Warehouse,
+    page: CommentPage,
+    *,
+    status: str | None = None,
+    message: str | None = None,
+    since: int | None = None,
+    skip_known: bool = False,
+) -> None:
+    """Advance the listing's cursor and counters (same transaction as the page's rows).
+
+    The first page of a main pass (`start` None) records the pass's start and the listing's
+    `total`; the last one (`is_end`) moves `head_*` to the newest stored root and `floor_ctime`
+    to `since` when the pass ended there (to NULL when it reached the listing's end).
+    """
     ctimes = [c.ctime for c in page.comments if c.ctime is not None]
+    now = _now()
+    main = page.listing == "main"
+    first = page.start is None or not main
     wh.con.execute(
-        """
-        INSERT INTO crawl_state VALUES (?, ?, ?, ?, 1, ?, ?, ?, NULL, ?)
-        ON CONFLICT (bvid, listing) DO UPDATE SET
-            cursor = EXCLUDED.cursor, is_end = EXCLUDED.is_end,
-            pages = crawl_state.pages + 1, comments = crawl_state.comments + EXCLUDED.comments,
-            newest_ctime = greatest(crawl_state.newest_ctime, EXCLUDED.newest_ctime),
-            status = EXCLUDED.status, message = NULL, updated_at = EXCLUDED.updated_at
-        """,
-        [
-            page.bvid,
-            page.listing,
-            page.cursor,
-            page.is_end,
-            len(page.comments),
-            max(ctimes) if ctimes else None,
-            "done" if page.is_end else "running",
-            _now(),
-        ],
+        _CHECKPOINT_SQL,
+        {
+            "bvid": page.bvid,
+            "listing": page.listing,
+            "cursor": page.cursor,
+            "is_end": page.is_end,
+            "comments": len(page.comments),
+            "newest": max(ctimes) if ctimes else None,
+            "status": status or ("done" if page.is_end else "running"),
+            "message": message,
+            "now": now,
+            "total": page.total if first else None,
+            "skip_known": skip_known and not page.is_end,
+            "first": page.start is None,
+            "finished": now if page.is_end else None,
+        },
     )
+    if main and page.is_end:
+        wh.con.execute(_FINISH_SQL, {"bvid": page.bvid, "end": page.end, "since": since})
     wh.mark_changed("crawl_state")
 
 
@@ -255,7 +331,9 @@ def _record_error(wh: Warehouse, bvid: str, listing: str, error: str) -> None:
     """Note a failed page on the listing without moving its cursor."""
     wh.con.execute(
         """
-        INSERT INTO crawl_state VALUES (?, ?, NULL, false, 0, 0, NULL, 'error', ?, ?)
+        INSERT INTO crawl_state (bvid, listing, cursor, is_end, pages, comments, status, message,
+                                 updated_at)
+        VALUES (?, ?, NULL, false, 0, 0, 'error', ?, ?)
         ON CONFLICT (bvid, listing) DO UPDATE SET
             status = 'error', message = EXCLUDED.message, updated_at = EXCLUDED.updated_at
         """,
@@ -264,22 +342,108 @@ def _record_error(wh: Warehouse, bvid: str, listing: str, error: str) -> None:
     wh.mark_changed("crawl_state")
 
 
-def load_comment_page(wh: Warehouse, page: CommentPage) -> PageLoad:
+def _ensure_video(wh: Warehouse, bvid: str, aid: int) -> None:
+    """The page's video has a row with its aid (one statement: this runs for every page)."""
+    now = _now()
+    wh.con.execute(
+        "INSERT INTO videos (bvid, aid, status, discovered_at, updated_at) "
+        "VALUES (?, ?, 'ok', ?, ?) ON CONFLICT (bvid) DO UPDATE SET "
+        "aid = coalesce(EXCLUDED.aid, videos.aid), updated_at = EXCLUDED.updated_at",
+        [bvid, aid, now, now],
+    )
+    wh.mark_changed("videos")
+
+
+def load_comment_page(
+    wh: Warehouse,
+    page: CommentPage,
+    *,
+    status: str | None = None,
+    message: str | None = None,
+    since: int | None = None,
+    skip_known: bool = False,
+) -> PageLoad:
     """Raw page + comments + their emotes + catalog + checkpoint, all in one transaction.
 
     A page with `error` keeps only its raw page (with `parse_error`) and marks the listing's state
-    'error'; its cursor does not move.
+    'error'; its cursor does not move. `status`/`message` override the listing's status
+    ('running', or 'done' on the last page), `since` is the pass's lower time bound (it becomes
+    `floor_ctime` when the pass ends there) and `skip_known` marks a pass that skips stored
+    comments.
     """
     with wh.transaction():
         page_id = land_raw_page(wh, page.raw, parse_error=page.error)
         if page.error:
             _record_error(wh, page.bvid, page.listing, page.error)
             return PageLoad(page_id, error=page.error)
-        upsert_videos(wh, [Video(page.bvid, aid=page.aid)])
+        _ensure_video(wh, page.bvid, page.aid)
         upsert_emotes(wh, page.emotes)
-        n_comments, n_emotes = upsert_comments(wh, page.comments, bvid=page.bvid, aid=page.aid)
-        _checkpoint(wh, page)
+        n_comments, n_emotes = upsert_comments(wh, page.comments, bvid=page.bvid, aid=page.aid,
+                                               catalogued=(e.emoji_alt for e in page.emotes))
+        _checkpoint(wh, page, status=status, message=message, since=since, skip_known=skip_known)
     return PageLoad(page_id, comments=n_comments, comment_emotes=n_emotes)
+
+
+def load_comment_pages(wh: Warehouse, pages: Iterable[CommentPage]) -> PageLoad:
+    """Many recorded pages in one transaction: the bulk path for backfills and rebuilds.
+
+    The rows and raw pages are those of loading the pages one by one in this order (except that
+    a comment met twice is the last copy whole, where one by one a NULL in the later copy would
+    keep the earlier value); each listing is checkpointed once, at its last page, with the
+    pages' counts summed.
+    """
+    pages = list(pages)
+    good = [p for p in pages if not p.error]
+    comments = [
+        c if c.bvid is not None and c.aid is not None
+        else replace(c, bvid=c.bvid or p.bvid, aid=p.aid if c.aid is None else c.aid)
+        for p in good for c in p.comments
+    ]
+    with wh.transaction() as con:
+        land_raw_pages(wh, [(p.raw, p.error) for p in pages])
+        upsert_videos(wh, list({p.bvid: Video(p.bvid, aid=p.aid) for p in good}.values()))
+        emotes = [e for p in good for e in p.emotes]
+        upsert_emotes(wh, emotes)
+        n_comments, n_emotes = upsert_comments(wh, comments,
+                                               catalogued=(e.emoji_alt for e in emotes))
+        last: dict[tuple[str, str], CommentPage] = {}
+        counts: dict[tuple[str, str], list[int]] = {}
+        for p in good:
+            key = (p.bvid, p.listing)
+            last[key] = p
+            ctimes = [c.ctime for c in p.comments if c.ctime is not None]
+            pages_, comments, newest = counts.get(key, [0, 0, -1])
+            counts[key] = [pages_ + 1, comments + len(p.comments), max([newest, *ctimes])]
+        states = pa.table({
+            "bvid": [k[0] for k in last], "listing": [k[1] for k in last],
+            "cursor": [p.cursor for p in last.values()],
+            "is_end": [p.is_end for p in last.values()],
+            "pages": [counts[k][0] for k in last], "comments": [counts[k][1] for k in last],
+            "newest_ctime": [counts[k][2] if counts[k][2] >= 0 else None for k in last],
+            "total": [p.total for p in last.values()],
+        })
+        con.register("_bulk_states", states)
+        try:
+            con.execute(_BULK_CHECKPOINT_SQL, [_now()])
+        finally:
+            con.unregister("_bulk_states")
+    wh.mark_changed("crawl_state")
+    return PageLoad(-1, comments=n_comments, comment_emotes=n_emotes)
+
+
+_BULK_CHECKPOINT_SQL = """
+INSERT INTO crawl_state (bvid, listing, cursor, is_end, pages, comments, newest_ctime, status,
+                         updated_at, total)
+SELECT bvid, listing, cursor, is_end, pages, comments, newest_ctime,
+       CASE WHEN is_end THEN 'done' ELSE 'running' END, $1, total FROM _bulk_states
+ON CONFLICT (bvid, listing) DO UPDATE SET
+    cursor = EXCLUDED.cursor, is_end = EXCLUDED.is_end,
+    pages = crawl_state.pages + EXCLUDED.pages,
+    comments = crawl_state.comments + EXCLUDED.comments,
+    newest_ctime = greatest(crawl_state.newest_ctime, EXCLUDED.newest_ctime),
+    status = EXCLUDED.status, updated_at = EXCLUDED.updated_at,
+    total = coalesce(EXCLUDED.total, crawl_state.total)
+"""
 
 
 def load_video_page(wh: Warehouse, page: VideoPage) -> PageLoad:

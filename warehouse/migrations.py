@@ -12,7 +12,9 @@ from dataclasses import dataclass
 
 import duckdb
 
-from .schema import EMOJI_COMMENTS_COLUMNS, TABLES, create_table_sql
+from .schema import (
+    ADDED_COLUMNS, CRAWL_TABLES, EMOJI_COMMENTS_COLUMNS, POST_TABLES, TABLES, create_table_sql,
+)
 
 __all__ = ["MIGRATIONS", "Migration", "migrate", "schema_version"]
 
@@ -58,8 +60,26 @@ def _initial(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(EMOJI_COMMENTS_SQL)
 
 
+def _crawling(con: duckdb.DuckDBPyConnection) -> None:
+    """Issue 3: pass state on crawl_state, image state on emotes, video_sources, cool-downs."""
+    for name, columns in ADDED_COLUMNS.items():
+        for column in columns:
+            type_ = TABLES[name].columns[column]
+            con.execute(f'ALTER TABLE {name} ADD COLUMN IF NOT EXISTS "{column}" {type_}')
+    for spec in CRAWL_TABLES:
+        con.execute(create_table_sql(spec))
+
+
+def _posts(con: duckdb.DuckDBPyConnection) -> None:
+    """Issue 4: posts, their images, metrics, texts and comments, embeddings, clusters, windows."""
+    for spec in POST_TABLES:
+        con.execute(create_table_sql(spec))
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "tables of issue 2 and the emoji_comments view", _initial),
+    Migration(2, "crawl passes, emote image state, video sources, cool-downs", _crawling),
+    Migration(3, "posts, images, metrics, texts, comments, clusters, daily stats, trend windows", _posts),
 )
 
 
@@ -81,10 +101,12 @@ def migrate(
         "CREATE TABLE IF NOT EXISTS schema_version ("
         "version INTEGER PRIMARY KEY, description VARCHAR, applied_at TIMESTAMPTZ)"
     )
-    current = schema_version(con)
+    # Every migration not recorded runs, not only those above the highest: migrations written in
+    # parallel may land out of order (a database at 3 still gets a later-merged 2).
+    recorded = {v for (v,) in con.execute("SELECT version FROM schema_version").fetchall()}
     applied = []
     for migration in sorted(migrations, key=lambda m: m.version):
-        if migration.version <= current:
+        if migration.version in recorded:
             continue
         con.execute("BEGIN TRANSACTION")
         try:

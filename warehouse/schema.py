@@ -11,7 +11,11 @@ from dataclasses import dataclass
 from typing import Literal
 
 __all__ = [
+    "ADDED_COLUMNS",
+    "CRAWL_STATUSES",
+    "CRAWL_TABLES",
     "DERIVED_FROM",
+    "POST_TABLES",
     "PUBLISHED",
     "TABLES",
     "VIDEO_STATUSES",
@@ -24,6 +28,18 @@ __all__ = [
 WriteDisposition = Literal["merge", "replace"]
 
 VIDEO_STATUSES = ("ok", "deleted", "comments_closed")
+
+# Why a listing's crawl stopped (crawl_state.status); `emopulse crawl status` shows them.
+CRAWL_STATUSES = (
+    "running",  # a pass is under way (or was killed: the next run resumes from `cursor`)
+    "done",  # the pass finished: the end of the listing, the newest stored comment, or --since
+    "limit",  # --max-comments-per-video reached; a larger limit continues from `cursor`
+    "stopped",  # the API refused to page further (-400); the next run restarts the listing
+    "error",  # a page could not be read (raw page kept) or retries ran out; resumable
+    "blocked",  # -412: the source is cooling down (crawl_cooldowns)
+    "deleted",  # -404: the video is gone
+    "comments_closed",  # 12002
+)
 
 EMOJI_COMMENTS_COLUMNS = (
     "bvid",
@@ -53,6 +69,195 @@ class TableSpec:
     keep: tuple[str, ...] = ()
     description: str = ""
 
+
+# Social posts (issue 4): created by migration 3; see warehouse/posts.py and warehouse/windows.py.
+POST_TABLES: tuple[TableSpec, ...] = (
+    TableSpec(
+        "posts",
+        {
+            "post_id": "VARCHAR",
+            "platform": "VARCHAR",
+            "type": "VARCHAR",
+            "title": "VARCHAR",
+            "description": "VARCHAR",
+            "user_id": "VARCHAR",
+            "nickname": "VARCHAR",
+            "ip_location": "VARCHAR",
+            "note_url": "VARCHAR",
+            "source_keyword": "VARCHAR",
+            "tags": "VARCHAR[]",
+            "published_at": "TIMESTAMPTZ",
+            "published_date": "DATE",
+            "date_resolution": "VARCHAR",
+            "last_update_time": "TIMESTAMPTZ",
+            "source": "VARCHAR",
+            "imported_at": "TIMESTAMPTZ",
+        },
+        primary_key=("post_id",),
+        keep=("imported_at",),
+        description="Posts (Xiaohongshu notes) by id; published_date is the local (UTC+8) day, "
+        "date_resolution says how it was found.",
+    ),
+    TableSpec(
+        "post_images",
+        {
+            "post_id": "VARCHAR",
+            "image_index": "INTEGER",
+            "url": "VARCHAR",
+            "local_path": "VARCHAR",
+            "category": "INTEGER",
+            "category_source": "VARCHAR",
+        },
+        primary_key=("post_id", "image_index"),
+        description="A post's images; category: the dataset's id ('dataset') or an image "
+        "cluster ('kmeans:<encoder>').",
+    ),
+    TableSpec(
+        "post_metrics",
+        {
+            "post_id": "VARCHAR",
+            "observed_at": "TIMESTAMPTZ",
+            "likes": "BIGINT",
+            "collects": "BIGINT",
+            "comments": "BIGINT",
+            "shares": "BIGINT",
+            "source": "VARCHAR",
+        },
+        primary_key=("post_id", "observed_at"),
+        description="Engagement over time: one row per post and observation time.",
+    ),
+    TableSpec(
+        "post_texts",
+        {"post_id": "VARCHAR", "text": "VARCHAR", "hashtags": "VARCHAR[]", "emotes": "VARCHAR[]"},
+        primary_key=("post_id",),
+        description="Title and description cleaned for models; hashtags and emote/emoji tokens.",
+    ),
+    TableSpec(
+        "post_comments",
+        {
+            "comment_id": "VARCHAR",
+            "post_id": "VARCHAR",
+            "parent_comment_id": "VARCHAR",
+            "user_id": "VARCHAR",
+            "nickname": "VARCHAR",
+            "ip_location": "VARCHAR",
+            "content": "VARCHAR",
+            "text": "VARCHAR",
+            "emotes": "VARCHAR[]",
+            "created_at": "TIMESTAMPTZ",
+            "likes": "BIGINT",
+            "sub_comments": "BIGINT",
+            "pictures": "VARCHAR[]",
+            "observed_at": "TIMESTAMPTZ",
+            "source": "VARCHAR",
+        },
+        primary_key=("comment_id",),
+        description="Comments on posts (MediaCrawler); text: content cleaned of emotes.",
+    ),
+    TableSpec(
+        "image_embeddings",
+        {
+            "post_id": "VARCHAR",
+            "image_index": "INTEGER",
+            "encoder": "VARCHAR",
+            "embedding": "FLOAT[]",
+            "embedded_at": "TIMESTAMPTZ",
+        },
+        primary_key=("post_id", "image_index", "encoder"),
+        description="Image embeddings (L2-normalised) by encoder, so re-clustering re-embeds nothing.",
+    ),
+    TableSpec(
+        "image_clusters",
+        {
+            "cluster_id": "INTEGER",
+            "encoder": "VARCHAR",
+            "centroid": "FLOAT[]",
+            "images": "BIGINT",
+            "updated_at": "TIMESTAMPTZ",
+        },
+        write_disposition="replace",
+        description="The current k-means centroids; ids stay stable across re-clustering.",
+    ),
+    TableSpec(
+        "daily_category_stats",
+        {
+            "day": "DATE",
+            "category": "INTEGER",
+            "posts": "BIGINT",
+            "likes": "BIGINT",
+            "collects": "BIGINT",
+            "comments": "BIGINT",
+        },
+        primary_key=("day", "category"),
+        write_disposition="replace",
+        description="Per publication day and category: posts (once per category their images "
+        "fall in) and their latest likes, collects, comments.",
+    ),
+    TableSpec(
+        "trend_windows",
+        {
+            "window_end": "DATE",
+            "category": "INTEGER",
+            "posts_60d": "BIGINT",
+            "likes_60d": "BIGINT",
+            "collects_60d": "BIGINT",
+            "comments_60d": "BIGINT",
+            "daily_posts": "BIGINT[]",
+            "daily_likes": "BIGINT[]",
+            "daily_collects": "BIGINT[]",
+            "daily_comments": "BIGINT[]",
+            "target_month": "DATE",
+            "label_share": "DOUBLE",
+            "label_trend": "INTEGER",
+        },
+        primary_key=("window_end", "category"),
+        write_disposition="replace",
+        description="60-day windows per category (daily_* lists oldest first, gaps as 0) and "
+        "labels for the month two months on; NULL labels: that month is not complete.",
+    ),
+)
+
+# Crawling that lasts weeks (issue 3): created by migration 2, with the columns in ADDED_COLUMNS.
+CRAWL_TABLES: tuple[TableSpec, ...] = (
+    TableSpec(
+        "video_sources",
+        {
+            "bvid": "VARCHAR",
+            "source": "VARCHAR",
+            "reply_count": "BIGINT",
+            "first_seen_at": "TIMESTAMPTZ",
+            "last_seen_at": "TIMESTAMPTZ",
+        },
+        primary_key=("bvid", "source"),
+        keep=("first_seen_at",),
+        description="Every discovery of a video: `popular`, `search:<keyword>`, `explicit`, with "
+        "the reply count it showed then.",
+    ),
+    TableSpec(
+        "crawl_cooldowns",
+        {
+            "source": "VARCHAR",
+            "until": "TIMESTAMPTZ",
+            "code": "INTEGER",
+            "endpoint": "VARCHAR",
+            "bvid": "VARCHAR",
+            "message": "VARCHAR",
+            "started_at": "TIMESTAMPTZ",
+        },
+        primary_key=("source",),
+        description="A source (API base URL) that answered -412 rests until `until`; crawls "
+        "refuse to start before then.",
+    ),
+)
+
+# Columns migration 2 appends to tables of migration 1 (their specs list them last).
+ADDED_COLUMNS: dict[str, tuple[str, ...]] = {
+    "emotes": ("image_attempts", "image_error", "image_checked_at"),
+    "crawl_state": (
+        "total", "head_ctime", "head_rpid", "floor_ctime", "skip_known", "started_at",
+        "finished_at",
+    ),
+}
 
 TABLES: dict[str, TableSpec] = {
     spec.name: spec
@@ -140,9 +345,13 @@ TABLES: dict[str, TableSpec] = {
                 "url": "VARCHAR",
                 "image_path": "VARCHAR",
                 "updated_at": "TIMESTAMPTZ",
+                "image_attempts": "INTEGER",
+                "image_error": "VARCHAR",
+                "image_checked_at": "TIMESTAMPTZ",
             },
             primary_key=("emoji_alt",),
-            description="Emote catalog keyed by the token text, e.g. `[doge]`.",
+            description="Emote catalog keyed by the token text, e.g. `[doge]`; `image_path` is "
+            "relative to the home folder, `image_error` why the last download failed.",
         ),
         TableSpec(
             "crawl_state",
@@ -157,11 +366,22 @@ TABLES: dict[str, TableSpec] = {
                 "status": "VARCHAR",
                 "message": "VARCHAR",
                 "updated_at": "TIMESTAMPTZ",
+                "total": "BIGINT",
+                "head_ctime": "BIGINT",
+                "head_rpid": "BIGINT",
+                "floor_ctime": "BIGINT",
+                "skip_known": "BOOLEAN",
+                "started_at": "TIMESTAMPTZ",
+                "finished_at": "TIMESTAMPTZ",
             },
             primary_key=("bvid", "listing"),
             description="Checkpoint per listing, written in the page's own transaction; `pages` "
             "and `comments` count what the listing's loaded pages carried (a reloaded page counts "
-            "again), `newest_ctime` is the newest comment seen.",
+            "again), `newest_ctime` is the newest comment seen. `total`: the count the API "
+            "reported (main: at the start of the last pass); `head_*`: the newest root comment "
+            "of the last complete pass (the next pass stops there); `floor_ctime`: complete down "
+            "to this time (NULL: to the first comment); `skip_known`: the pass restarted after "
+            "a stale cursor and skips stored comments.",
         ),
         TableSpec(
             "models",
@@ -205,6 +425,8 @@ TABLES: dict[str, TableSpec] = {
             write_disposition="replace",
             description="emoji_comments rows (with rpid) of emotes with more than N comments.",
         ),
+        *CRAWL_TABLES,
+        *POST_TABLES,
     )
 }
 

@@ -6,6 +6,8 @@
 Or from a shell: `python -m emopulse.ingest.localserver --port 8765`.
 """
 
-from .server import FAULT_KINDS, Fault, LocalBilibili, SeenRequest, serve_local_bilibili
+from .server import FAULT_KINDS, Fault, LocalBilibili, SeenRequest, Watcher, serve_local_bilibili
 
-__all__ = ["FAULT_KINDS", "Fault", "LocalBilibili", "SeenRequest", "serve_local_bilibili"]
+__all__ = [
+    "FAULT_KINDS", "Fault", "LocalBilibili", "SeenRequest", "Watcher", "serve_local_bilibili",
+]

@@ -1,7 +1,9 @@
-"""The local server's emote catalog (one package, "小黄脸") and its 72x72 PNG images.
+"""The local server's emote catalog and its 72x72 PNG images.
 
-Ids are synthetic. Each token maps to a Unicode emoji drawn by twemoji where one fits; the
-others get a tile coloured and patterned from the name (no glyphs, so no font is needed).
+Two packages: "小黄脸" (package 1, the panel every visitor sees) and "保卫萝卜" (package 2, a
+bought one: not on a logged-out panel, but its emotes appear in comments, so a crawler meets it
+there first). Ids are synthetic. Each token maps to a Unicode emoji drawn by twemoji where one
+fits; the others get a tile coloured and patterned from the name (no font needed).
 """
 
 from __future__ import annotations
@@ -11,10 +13,16 @@ import io
 from dataclasses import dataclass
 from functools import cache
 
-__all__ = ["PACKAGE_ID", "PACKAGE_NAME", "CatalogEmote", "catalog", "emote_png"]
+__all__ = [
+    "MEMBER_PACKAGE_ID", "MEMBER_PACKAGE_NAME", "PACKAGE_ID", "PACKAGE_NAME", "CatalogEmote",
+    "all_emotes", "catalog", "emote_png", "member_catalog",
+]
 
 PACKAGE_ID = 1
 PACKAGE_NAME = "小黄脸"
+MEMBER_PACKAGE_ID = 2
+MEMBER_PACKAGE_NAME = "保卫萝卜"
+_MEMBER_TABLE = ("[保卫萝卜_哇]", "[保卫萝卜_哭哭]", "[保卫萝卜_白眼]")
 MTIME = 1_686_000_000
 SIZE = 72
 
@@ -41,6 +49,7 @@ class CatalogEmote:
     emote_id: int
     text: str  # the token, "[doge]"
     emoji: str  # the Unicode emoji its image is drawn from, "" for a tile
+    package_id: int = PACKAGE_ID
 
     @property
     def name(self) -> str:
@@ -56,9 +65,23 @@ def catalog() -> dict[str, CatalogEmote]:
 
 
 @cache
+def member_catalog() -> dict[str, CatalogEmote]:
+    """The emotes of package 2, ids from 2001 (tiles)."""
+    return {
+        text: CatalogEmote(2001 + i, text, "", MEMBER_PACKAGE_ID)
+        for i, text in enumerate(_MEMBER_TABLE)
+    }
+
+
+def all_emotes() -> dict[str, CatalogEmote]:
+    """Every emote the server knows, of both packages, by token."""
+    return {**catalog(), **member_catalog()}
+
+
+@cache
 def emote_png(emote_id: int) -> bytes | None:
     """The PNG of one emote (None for an unknown id)."""
-    emote = next((e for e in catalog().values() if e.emote_id == emote_id), None)
+    emote = next((e for e in all_emotes().values() if e.emote_id == emote_id), None)
     if emote is None:
         return None
     if emote.emoji:

@@ -2,14 +2,19 @@
 
 It speaks the endpoints `ingest` uses with Bilibili's JSON shapes, checks WBI signatures on
 `/wbi/` endpoints like the real API (code -403 when wrong) and wants a `buvid3` cookie for search.
+Tests can inject faults (`inject`), add comments as if users posted them (`add_reply`), make the
+cursors it handed out stale (`expire_cursors`), and watch every request (`watch`).
 """
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import re
+import sys
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
@@ -21,13 +26,18 @@ from urllib.parse import parse_qsl, urlsplit
 
 from .. import wbi
 from .dataset import Dataset, Reply, SampleVideo, load_dataset, stable_hash
-from .emotes import emote_png
-from .shapes import package_json, reply_json, video_json
+from .emotes import PACKAGE_ID, emote_png
+from .shapes import member_package_json, package_json, reply_json, video_json
 
-__all__ = ["FAULT_KINDS", "Fault", "LocalBilibili", "SeenRequest", "serve_local_bilibili"]
+__all__ = [
+    "FAULT_KINDS", "Fault", "LocalBilibili", "SeenRequest", "Watcher", "serve_local_bilibili",
+]
 
 PAGE_SIZE = 20
-FAULT_KINDS = ("http412", "http429", "http500", "truncated", "reset", "code:<n>")
+FAULT_KINDS = (
+    "http412", "http429", "http500", "http404", "truncated", "html", "reset", "stall", "code:<n>",
+)
+STALL_S = 2.0  # how long a "stall" fault keeps the client waiting before hanging up
 _BLOCKED_PAGE = (
     "<!DOCTYPE html><html><head><title>412 Precondition Failed</title></head><body>"
     "<h1>由于触发哔哩哔哩安全风控策略，该次访问请求被拒绝。</h1>"
@@ -40,6 +50,10 @@ _EMOTE_IMAGE = re.compile(r"/bfs/emote/(\d+)\.png")
 @dataclass(slots=True)
 class Fault:
     """Answer matching requests badly: `kind` is one of `FAULT_KINDS` (e.g. "code:-352").
+
+    "truncated" sends half the body, "html" a 200 HTML page instead of JSON (or of an image),
+    "reset" hangs up without an answer, "stall" hangs up after `STALL_S` seconds (a timeout for
+    any client that waits less).
 
     `at` is the 0-based index of a request to the server, or an endpoint path; the fault hits
     the next `times` matching requests.
@@ -62,6 +76,11 @@ class SeenRequest:
     path: str
     params: dict[str, str]
     cookies: dict[str, str]
+
+
+# Called with (request index, request, phase): phase "received" before the answer is made,
+# "answered" once it is sent. Runs on the server's thread for that request.
+Watcher = Callable[[int, SeenRequest, str], None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,12 +110,15 @@ class LocalBilibili:
     """The server; start it with `serve_local_bilibili`. `url` is its base URL."""
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0, *, faults: Iterable[Fault] = ()):
-        self.dataset: Dataset = load_dataset()
+        self.dataset = Dataset(dict(load_dataset().videos))  # videos copied on first change
         self.faults = list(faults)
         self.requests: list[SeenRequest] = []
+        self.watchers: list[Watcher] = []
         self._lock = threading.Lock()
+        self._own: set[int] = set()
         self._key_generation = 0
-        self._httpd = ThreadingHTTPServer((host, port), _Handler)
+        self._cursor_generation = 0
+        self._httpd = _QuietServer((host, port), _Handler)
         self._httpd.daemon_threads = True
         self._httpd.app = self  # type: ignore[attr-defined]
         self.url = f"http://{host}:{self._httpd.server_address[1]}"
@@ -110,6 +132,7 @@ class LocalBilibili:
             "/x/v2/reply/wbi/main": self._main,
             "/x/v2/reply/reply": self._reply,
             "/x/emote/user/panel/web": self._emote_panel,
+            "/x/emote/package": self._emote_package,
         }
 
     def __repr__(self) -> str:
@@ -151,18 +174,49 @@ class LocalBilibili:
         with self._lock:
             self.faults.extend(faults)
 
+    def watch(self, watcher: Watcher) -> None:
+        """Call `watcher` for every request: when it arrives and when its answer is sent."""
+        self.watchers.append(watcher)
+
+    def expire_cursors(self) -> None:
+        """Refuse every cursor handed out so far (code -400), as the API does with old ones."""
+        with self._lock:
+            self._cursor_generation += 1
+
+    def add_reply(
+        self, aid: int, message: str, *, root: int = 0, uname: str = "新来的", like: int = 0
+    ) -> Reply:
+        """A new comment on video `aid` (a sub-reply of `root` when given), newer than all."""
+        with self._lock:
+            if aid not in self._own:  # copy-on-write: the bundled dataset is shared
+                self.dataset.videos[aid] = copy.deepcopy(self.dataset.videos[aid])
+                self._own.add(aid)
+            video = self.dataset.videos[aid]
+            newest = max(video.replies.values(), key=lambda r: r.rpid)
+            reply = Reply(
+                rpid=newest.rpid + 1, aid=aid, mid=stable_hash(f"mid:{uname}") % 10**9 + 1,
+                uname=uname, message=message, like=like, ctime=newest.ctime + 60,
+                root=root, parent=root, location="北京",
+            )
+            video.replies[reply.rpid] = reply
+            if root:
+                video.replies[root].children.append(reply)
+            else:
+                video.roots.insert(0, reply)
+            return reply
+
     # -- request handling ---------------------------------------------------------------------
 
-    def _admit(self, seen: SeenRequest) -> Fault | None:
-        """Record the request; take and return the first fault that matches it."""
+    def _admit(self, seen: SeenRequest) -> tuple[int, Fault | None]:
+        """Record the request; its index, and the first fault that matches it (taken)."""
         with self._lock:
             index = len(self.requests)
             self.requests.append(seen)
             for fault in self.faults:
                 if fault.times > 0 and fault.at in (index, seen.path):
                     fault.times -= 1
-                    return fault
-        return None
+                    return index, fault
+        return index, None
 
     def _answer(self, path: str, params: dict[str, str], cookies: dict[str, str]) -> _Answer:
         """The normal answer to a GET, faults aside."""
@@ -238,7 +292,11 @@ class LocalBilibili:
             state = json.loads(offset) if offset else {}
         except (ValueError, KeyError, TypeError) as exc:
             raise _BadParam("pagination_str") from exc
+        session = str(self._cursor_generation)
+        if offset and state.get("session_id") != session:
+            return _api(-400, "请求错误: 游标已失效")
         page, next_state, is_end = _root_page(video, mode, state)
+        next_state["session_id"] = session
         is_begin = not offset
         pinned = [reply_json(video.pinned, self.url)] if is_begin and video.pinned else None
         return _api(data={
@@ -273,6 +331,19 @@ class LocalBilibili:
         if params.get("business") != "reply":
             raise _BadParam("business")
         return _api(data={"packages": [package_json(self.url)]})
+
+    def _emote_package(self, params: dict[str, str], cookies: dict[str, str]) -> _Answer:
+        """Packages by id, the panel's and the one only met in comments (`MEMBER_PACKAGE_ID`)."""
+        if params.get("business") != "reply":
+            raise _BadParam("business")
+        try:
+            ids = [int(i) for i in params.get("ids", "").split(",") if i.strip()]
+        except ValueError as exc:
+            raise _BadParam("ids") from exc
+        known = {PACKAGE_ID: package_json(self.url)}
+        member = member_package_json(self.url)
+        known[member["id"]] = member
+        return _api(data={"packages": [known[i] for i in ids if i in known]})
 
 
 def _root_page(
@@ -314,6 +385,14 @@ def _search_result(video: SampleVideo, keyword: str, base: str) -> dict[str, Any
     }
 
 
+class _QuietServer(ThreadingHTTPServer):
+    """A client that hangs up (or is killed) mid-answer is no news: no traceback on stderr."""
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
+
+
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "emopulse-local-bilibili"
@@ -325,8 +404,12 @@ class _Handler(BaseHTTPRequestHandler):
         params = dict(parse_qsl(url.query, keep_blank_values=True))
         jar = SimpleCookie(self.headers.get("Cookie", ""))
         seen = SeenRequest(url.path, params, {k: m.value for k, m in jar.items()})
-        fault = app._admit(seen)
-        if fault is not None and fault.kind == "reset":
+        index, fault = app._admit(seen)
+        for watcher in list(app.watchers):
+            watcher(index, seen, "received")
+        if fault is not None and fault.kind in ("reset", "stall"):
+            if fault.kind == "stall":
+                time.sleep(STALL_S)  # a server that never answers in time
             self.close_connection = True  # hang up without an answer
             return
         answer = app._answer(seen.path, seen.params, seen.cookies)
@@ -337,6 +420,9 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(answer.body)))
         self.end_headers()
         self.wfile.write(answer.body)
+        self.wfile.flush()
+        for watcher in list(app.watchers):
+            watcher(index, seen, "answered")
 
     def log_message(self, format: str, *args: Any) -> None:
         """Quiet: tests and the demo do not want a line per request on stderr."""
@@ -345,10 +431,13 @@ class _Handler(BaseHTTPRequestHandler):
 def _faulty(kind: str, answer: _Answer) -> _Answer:
     if kind == "http412":
         return _Answer(412, _BLOCKED_PAGE.encode(), "text/html; charset=utf-8")
-    if kind in ("http429", "http500"):
+    if kind in ("http429", "http500", "http404"):
         return _Answer(int(kind[4:]), b"", "text/plain")
     if kind == "truncated":
         return _Answer(answer.status, answer.body[: len(answer.body) // 2], answer.content_type)
+    if kind == "html":
+        page = "<html><body>网络繁忙</body></html>".encode()
+        return _Answer(200, page, "text/html; charset=utf-8")
     return _api(int(kind.removeprefix("code:")), "本地服务器注入的错误")
 
 

@@ -7,9 +7,14 @@ from typing import Any
 
 from ..parse import extract_tokens
 from .dataset import Reply, SampleVideo, stable_hash
-from .emotes import MTIME, PACKAGE_ID, PACKAGE_NAME, CatalogEmote, catalog
+from .emotes import (
+    MEMBER_PACKAGE_ID, MEMBER_PACKAGE_NAME, MTIME, PACKAGE_ID, PACKAGE_NAME, CatalogEmote,
+    all_emotes, catalog, member_catalog,
+)
 
-__all__ = ["PREVIEW", "emote_json", "package_json", "reply_json", "video_json"]
+__all__ = [
+    "PREVIEW", "emote_json", "member_package_json", "package_json", "reply_json", "video_json",
+]
 
 PREVIEW = 3  # sub-replies shown inline under a root reply
 
@@ -17,9 +22,9 @@ PREVIEW = 3  # sub-replies shown inline under a root reply
 def emote_json(emote: CatalogEmote, base: str) -> dict[str, Any]:
     return {
         "id": emote.emote_id,
-        "package_id": PACKAGE_ID,
+        "package_id": emote.package_id,
         "state": 0,
-        "type": 1,
+        "type": 1 if emote.package_id == PACKAGE_ID else 3,
         "attr": 0,
         "text": emote.text,
         "url": f"{base}/bfs/emote/{emote.emote_id}.png",
@@ -42,8 +47,23 @@ def package_json(base: str) -> dict[str, Any]:
     }
 
 
+def member_package_json(base: str) -> dict[str, Any]:
+    """Package 2 as `/x/emote/package` answers it (the panel does not list it)."""
+    emotes = [emote_json(e, base) for e in member_catalog().values()]
+    return {
+        "id": MEMBER_PACKAGE_ID,
+        "text": MEMBER_PACKAGE_NAME,
+        "url": emotes[0]["url"],
+        "mtime": MTIME,
+        "type": 3,
+        "attr": 2,
+        "meta": {"size": 1, "item_id": 4111},
+        "emote": emotes,
+    }
+
+
 def _content(message: str, base: str) -> dict[str, Any]:
-    known = catalog()
+    known = all_emotes()
     used = {t: emote_json(known[t], base) for t in extract_tokens(message) if t in known}
     content: dict[str, Any] = {
         "message": message, "plat": 0, "device": "", "members": [], "jump_url": {}, "max_line": 6,

@@ -34,8 +34,10 @@ def test_help_imports_no_heavy_module() -> None:
     assert out.strip() == "[]"
 
 
-@pytest.mark.parametrize("sub", [["crawl", "videos"], ["crawl", "popular"], ["crawl", "search"], ["import", "comments"],
-                                 ["train", "emoji"], ["sql"], ["demo"], ["run"], ["export", "emoji-counts"]])
+@pytest.mark.parametrize("sub", [["crawl", "videos"], ["crawl", "popular"], ["crawl", "search"], ["crawl", "emotes"],
+                                 ["crawl", "status"], ["import", "comments"],
+                                 ["train", "emoji"], ["sql"], ["demo"], ["run"], ["export", "emoji-counts"],
+                                 ["models", "prepare"], ["predict", "emoji"]])
 def test_every_command_has_help(sub: list[str]) -> None:
     result = runner.invoke(app, [*sub, "--help"])
     assert result.exit_code == 0, result.output
@@ -57,11 +59,15 @@ def test_settings_from_env_and_toml(tmp_path: Path, monkeypatch: pytest.MonkeyPa
 
 def test_read_bvids_lines_and_csv_with_bom(tmp_path: Path) -> None:
     lines = tmp_path / "ids.txt"
-    lines.write_text("BV1aa\n\n# a comment\nBV1bb\n", encoding="utf-8")
-    assert read_bvids(lines) == ["BV1aa", "BV1bb"]
+    lines.write_text("BV1MN4y177PB\n\n# a comment\nBV1AM4y1M71p\nBV1MN4y177PB\n", encoding="utf-8")
+    assert read_bvids(lines) == ["BV1MN4y177PB", "BV1AM4y1M71p"]
     table = tmp_path / "ids.csv"
-    table.write_text("\ufeffbvid,title\nBV1cc,x\nBV1dd,y\n", encoding="utf-8")
-    assert read_bvids(table) == ["BV1cc", "BV1dd"]
+    table.write_text("\ufefftitle,bvid\nx,BV1N54y1z7t3\ny,BV1UJ411A75F\n", encoding="utf-8")
+    assert read_bvids(table) == ["BV1N54y1z7t3", "BV1UJ411A75F"]
+    bad = tmp_path / "bad.csv"
+    bad.write_text("bvid\nBV1N54y1z7t3\nav170001\n", encoding="utf-8")
+    with pytest.raises(ValueError, match=r"bad.csv: not BV ids .*line 3: 'av170001'"):
+        read_bvids(bad)
 
 
 def test_read_keywords_skips_comments(tmp_path: Path) -> None:

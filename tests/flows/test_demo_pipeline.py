@@ -7,6 +7,7 @@ Runtime) into a temporary home, then checks of what it left behind.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import sqlite3
 import subprocess
@@ -64,9 +65,13 @@ def test_model_registered_with_checksum_and_loads_in_onnx_runtime(demo_home: Pat
     onnx_path = Path(model["onnx"])
     assert hashlib.sha256(onnx_path.read_bytes()).hexdigest() == model["sha256"]
     session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
-    assert {i.name for i in session.get_inputs()} == {"ids", "mask"}
-    for key in ("top1_strict", "top5_strict", "majority_top1_strict", "majority_top5_strict", "onnx_max_abs_diff"):
+    assert {i.name for i in session.get_inputs()} == {"input_ids", "attention_mask"}
+    for key in ("top1_strict", "top5_strict", "majority_top1_strict", "majority_top5_strict", "tfidf_top1_strict",
+                "tfidf_top5_strict", "balanced_top1_strict", "onnx_max_abs_diff"):
         assert key in model["metrics"]
+    metrics = json.loads(model["metrics"])
+    assert metrics["profile"] == "light" and metrics["evaluation"] == "unseen_videos"  # the demo's light profile
+    assert model["model_id"].startswith("emoji_align-")
 
 
 def test_predictions_ranked_for_scored_comments(demo_home: Path) -> None:

@@ -62,17 +62,25 @@ def test_resuming_from_a_cursor_skips_pinned_replies(make_client):
     assert [c.rpid for c in pages[0].comments] == [150]
 
 
-def test_an_unreadable_page_is_yielded_with_its_raw_body_and_stops(make_client):
+def test_an_unreadable_page_is_retried_then_yielded_with_its_raw_body_and_stops(make_client):
     truncated = '{"code":0,"data":{"cursor":{"is_e'
     fake = FakeApi([main_page([reply(300)], next_offset=NEXT),
-                    httpx.Response(200, text=truncated)])
-    pages = list(comment_pages(make_client(transport=fake.transport), bvid="BV1", aid=1))
+                    httpx.Response(200, text=truncated), httpx.Response(200, text=truncated)])
+    client = make_client(transport=fake.transport, max_retries=1)
+    pages = list(comment_pages(client, bvid="BV1", aid=1))
     assert len(pages) == 2 and pages[0].error is None
     bad = pages[1]
     assert "not JSON" in bad.error and bad.comments == []
     assert bad.raw.body == truncated and bad.raw.code is None
-    assert bad.cursor == NEXT and not bad.is_end  # resuming retries the same page
+    assert bad.cursor == bad.start == NEXT and not bad.is_end  # resuming retries the same page
     assert not fake.script
+
+
+def test_an_unreadable_page_that_reads_on_a_retry_is_not_an_error(make_client):
+    fake = FakeApi([httpx.Response(200, text="<html>busy</html>"), main_page([reply(300)])])
+    (page,) = comment_pages(make_client(transport=fake.transport), bvid="BV1", aid=1)
+    assert page.error is None and [c.rpid for c in page.comments] == [300]
+    assert page.is_end and page.end == "end" and page.total == 9
 
 
 def test_a_page_of_the_wrong_shape_is_reported(make_client):

@@ -20,6 +20,7 @@ from emopulse.ingest import (
     RateLimited,
     RiskControl,
     TransportError,
+    UnreadableBody,
     WrongType,
     wbi,
 )
@@ -72,12 +73,23 @@ def test_http_412_html_page_is_blocked_and_not_retried(make_client):
 
 
 @pytest.mark.parametrize("body", ["<html>oops</html>", '{"code":0,"data":{"replies":[{"rp'])
-def test_body_that_is_not_json_is_a_parse_error_with_the_raw_page(make_client, body):
-    fake = FakeApi([httpx.Response(200, text=body)])
-    with pytest.raises(ParseError, match="not JSON") as caught:
-        make_client(transport=fake.transport).get_json(EP)
-    assert not caught.value.transient
+def test_body_that_is_not_json_is_retried_then_raised_with_the_raw_page(make_client, body):
+    fake = FakeApi([httpx.Response(200, text=body)] * 3)
+    heard = []
+    client = make_client(transport=fake.transport, max_retries=2,
+                         on_error=lambda exc, attempt, retrying: heard.append((attempt, retrying)))
+    with pytest.raises(UnreadableBody, match="not JSON") as caught:
+        client.get_json(EP)
+    assert isinstance(caught.value, ParseError) and caught.value.transient
     assert (caught.value.raw.body, caught.value.raw.code) == (body, None)
+    assert fake.count(EP) == 3 and heard == [(0, True), (1, True), (2, False)]
+
+
+def test_json_of_the_wrong_shape_is_not_retried(make_client):
+    fake = FakeApi([httpx.Response(200, json={"data": {}})])
+    with pytest.raises(ParseError, match="without an integer code") as caught:
+        make_client(transport=fake.transport).get_json(EP)
+    assert not caught.value.transient and fake.count(EP) == 1
 
 
 def test_transient_errors_back_off_exponentially_then_succeed(make_client, sleeps):

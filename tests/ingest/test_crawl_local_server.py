@@ -104,10 +104,10 @@ def test_risk_control_and_rate_limits_are_retried(server, make_client, sleeps):
     assert sum(r.path == NAV for r in server.requests) == 2  # keys refreshed after -352
 
 
-def test_truncated_page_is_reported_and_resumable(server, make_client):
+def test_truncated_page_is_retried_then_reported_and_resumable(server, make_client):
     video = server.dataset.videos[AID]
-    client = make_client(server.url)
-    server.inject(Fault("truncated", at=MAIN))
+    client = make_client(server.url, max_retries=1)
+    server.inject(Fault("truncated", at=MAIN, times=2))
     (bad,) = crawl_main(client, video)
     assert bad.error and bad.raw.code is None and bad.raw.body.startswith('{"code": 0')
     assert bad.cursor is None and not bad.is_end  # retry from the start

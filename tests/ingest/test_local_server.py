@@ -6,6 +6,7 @@ import io
 import json
 import subprocess
 import sys
+import threading
 from itertools import pairwise
 
 import httpx
@@ -170,3 +171,55 @@ def test_command_line_prints_the_url_and_serves():
     finally:
         process.terminate()
         process.wait(timeout=10)
+
+
+def test_html_404_and_stall_faults(server):
+    nav = server.url + "/x/web-interface/nav"
+    server.inject(Fault("html", at=0), Fault("http404", at=1), Fault("stall", at=2))
+    html = httpx.get(nav)
+    assert html.status_code == 200 and html.headers["content-type"].startswith("text/html")
+    assert httpx.get(nav).status_code == 404
+    with pytest.raises(httpx.ReadTimeout):
+        httpx.get(nav, timeout=0.1)
+
+
+def test_expired_cursors_are_refused_with_400(server):
+    params = {"type": 1, "oid": 609351579, "mode": 2, "pagination_str": '{"offset":""}'}
+    first = signed_get(server, MAIN, params)["data"]
+    offset = first["cursor"]["pagination_reply"]["next_offset"]
+    params["pagination_str"] = json.dumps({"offset": offset})
+    assert signed_get(server, MAIN, params)["code"] == 0
+    server.expire_cursors()
+    refused = signed_get(server, MAIN, params)
+    assert refused["code"] == -400 and "游标" in refused["message"]
+
+
+def test_new_replies_appear_first_and_grow_threads(server):
+    old_count = server.dataset.videos[609351579].reply_count
+    root = server.add_reply(609351579, "刚刚发的[保卫萝卜_哇]")
+    child = server.add_reply(609351579, "楼中楼", root=root.rpid)
+    video = server.dataset.videos[609351579]  # the server's own copy now
+    assert video.reply_count == old_count + 2 and root.ctime > max(
+        r.ctime for r in video.replies.values() if r.rpid not in (root.rpid, child.rpid))
+    params = {"type": 1, "oid": 609351579, "mode": 2, "pagination_str": '{"offset":""}'}
+    first = signed_get(server, MAIN, params)["data"]["replies"][0]
+    assert first["rpid"] == root.rpid and first["rcount"] == 1
+    emote = first["content"]["emote"]["[保卫萝卜_哇]"]
+    assert emote["package_id"] == 2 and emote["url"].endswith("/bfs/emote/2001.png")
+    assert load_dataset().videos[609351579].reply_count == old_count  # others see no change
+
+
+def test_emote_packages_by_id_and_watchers(server):
+    seen, answered = [], threading.Event()
+
+    def watch(index, request, phase):
+        seen.append((index, request.path, phase))
+        if phase == "answered":
+            answered.set()
+
+    server.watch(watch)
+    body = httpx.get(server.url + "/x/emote/package",
+                     params={"business": "reply", "ids": "2,1,99"}).json()
+    assert [p["text"] for p in body["data"]["packages"]] == ["保卫萝卜", "小黄脸"]
+    assert answered.wait(timeout=10)  # told after the answer went out: maybe after we read it
+    assert seen == [(0, "/x/emote/package", "received"), (0, "/x/emote/package", "answered")]

@@ -7,15 +7,15 @@ import onnxruntime as ort
 import pytest
 
 from emopulse.serving import runtime
-from emopulse.serving.export import export_emoji_bow
+from emopulse.serving.export import export_text_model
 from emopulse.serving.runtime import CPU, CUDA, ModelFileError, ProviderUnavailable, open_session
-from emopulse.training.emoji_bow.train import TrainResult
+from emopulse.training.emoji_align.train import TrainResult
 
 
 @pytest.fixture(scope="module")
 def onnx_path(tmp_path_factory, trained: TrainResult) -> Path:
     path = tmp_path_factory.mktemp("onnx") / "model.onnx"
-    export_emoji_bow(trained.model, trained.tokenizer, path)
+    export_text_model(trained.model, trained.tokenizer, path)
     return path
 
 

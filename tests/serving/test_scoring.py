@@ -3,12 +3,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
 from emopulse.serving import ModelRecord, export_and_register, find_model, score_comments, sha256_file
 from emopulse.training.data import read_emoji_training_set
-from emopulse.training.emoji_bow.train import TrainResult
+from emopulse.training.emoji_align.train import TrainResult
 from emopulse.warehouse import Warehouse, latest_model
 
 
@@ -28,18 +29,18 @@ def test_register_then_score_comments_into_a_real_duckdb_file(tmp_path, rows, tr
         assert record.version == 1 and record.task == "emoji"
         folder = tmp_path / "models" / "emoji" / record.model_id
         assert {p.name for p in folder.iterdir()} == {
-            "model.onnx", "ckpt.pt", "tokenizer.json", "labels.json", "split.json", "metrics.json",
+            "model.onnx", "ckpt.pt", "ckpt_last.pt", "tokenizer.json", "labels.json", "split.json", "metrics.json",
             "eval_summary.md", "SHA256SUMS"}
         assert record.sha256 == sha256_file(folder / "model.onnx")
         sums = dict(line.split("  ")[::-1] for line in (folder / "SHA256SUMS").read_text().splitlines())
-        assert sums["model.onnx"] == record.sha256
-        assert record.metrics["onnx_max_abs_diff"] < 1e-4
+        assert sums["model.onnx"] == record.sha256 and sums["ckpt.pt"] == sha256_file(folder / "ckpt.pt")
+        assert record.metrics["onnx_max_abs_diff"] < 1e-3
         assert "parity with torch" in (folder / "eval_summary.md").read_text(encoding="utf-8")
         assert ModelRecord.from_row(latest_model(wh, "emoji")) == record
         assert find_model(wh, model_id=record.model_id) == find_model(wh) == record
 
         summary = score_comments(wh, k=3)
-        scored = len(rows) - 3
+        scored = rows["rpid"].nunique() - 3
         assert summary.model_id == record.model_id and summary.provider.endswith("ExecutionProvider")
         assert summary.comments == scored
         n = summary.rows
@@ -80,3 +81,19 @@ def test_scoring_without_a_registered_model_says_so(tmp_path) -> None:
             score_comments(wh)
         with pytest.raises(LookupError, match="no model 'missing'"):
             score_comments(wh, model="missing")
+
+
+def test_a_transformers_model_folder_scores_on_its_own(tmp_path, rows, trained_transformers: TrainResult) -> None:
+    """The tokenizer's files travel with the model: scoring reads nothing from the encoder's folder."""
+    from emopulse.serving import EmojiScorer
+
+    with Warehouse.open(tmp_path / "warehouse.duckdb", command="test") as wh:
+        record = export_and_register(wh, trained_transformers, artifacts_root=tmp_path)
+    folder = Path(record.artifacts["onnx"]).parent
+    assert (folder / "tokenizer_files" / "tokenizer.json").is_file()
+    assert json.loads((folder / "tokenizer.json").read_text(encoding="utf-8"))["path"] == "tokenizer_files"
+    assert "tokenizer_files/tokenizer.json" in (folder / "SHA256SUMS").read_text()
+    scorer = EmojiScorer.load(record, device="cpu")
+    assert scorer.tokenizer.path == str(folder / "tokenizer_files") and scorer.tokenizer.prefix == "query: "
+    labels, scores = scorer.rank(["狗头保命", "哈哈哈", "好漂亮啊"], k=5)
+    assert labels.shape == scores.shape == (3, 5) and (np.diff(scores, axis=1) <= 1e-12).all()
