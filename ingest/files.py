@@ -27,6 +27,7 @@ __all__ = [
     "LAYOUTS",
     "CommentFile",
     "CommentFileError",
+    "csv_records",
     "RowError",
     "read_comment_file",
     "synthetic_rpid",
@@ -268,7 +269,7 @@ def _detect(path: Path, header: list[str]) -> _Layout:
     )
 
 
-def _records(
+def csv_records(
     reader: Any,
     path: Path,
     skipped: list[RowError],  # a csv.reader: iterates, has line_num
@@ -340,7 +341,7 @@ def read_comment_file(
     text = _decode(path, path.read_bytes(), encoding)
     reader = csv.reader(io.StringIO(text, newline=""))
     skipped: list[RowError] = []
-    records = _records(reader, path, skipped)
+    records = csv_records(reader, path, skipped)
     try:
         _, header = next(records)
     except StopIteration:

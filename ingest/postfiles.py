@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from .files import RowError
+from .files import RowError, csv_records
 from .posts import PostFileError
 
 __all__ = ["csv_rows", "file_time", "json_records", "read_text", "unix_time"]
@@ -70,19 +70,7 @@ def csv_rows(
         raise PostFileError(f"{path}: unreadable CSV header: {exc}") from None
 
     def rows() -> Iterator[tuple[int, dict[str, str]]]:
-        last = reader.line_num
-        while True:
-            try:
-                fields = next(reader)
-            except StopIteration:
-                return
-            except csv.Error as exc:
-                skipped.append(RowError(str(path), last + 1, f"unreadable CSV: {exc}"))
-                if reader.line_num == last:
-                    return
-                last = reader.line_num
-                continue
-            start, last = last + 1, reader.line_num
+        for start, fields in csv_records(reader, path, skipped):
             if not any(f.strip() for f in fields):
                 continue
             if len(fields) != len(header):
