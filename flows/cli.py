@@ -92,6 +92,7 @@ Since = Annotated[str | None, typer.Option("--since", help="Only comments from t
 Concurrency = Annotated[int, typer.Option("--concurrency", min=1, help="Videos crawled at once (default 1); the throttle still spaces every request globally.")]
 NoImages = Annotated[bool, typer.Option("--no-images", help="Do not download emote images.")]
 DiscoverOnly = Annotated[bool, typer.Option("--discover-only", help="Only record the videos; crawl no comments.")]
+Full = Annotated[bool, typer.Option("--full", help="Read every listing whole again (a full pass), storing only comments that are new or changed.")]
 
 
 def _crawl(home: Path | None, api_base: str | None, quiet: bool, **options: Any) -> None:
@@ -110,6 +111,8 @@ def crawl_videos(
     bvids: Annotated[list[str] | None, typer.Argument(help="BV ids to crawl.")] = None,
     from_file: Annotated[Path | None, typer.Option("--from-file", help="One BV id a line, or a CSV with a bvid column (UTF-8, BOM tolerated).")] = None,
     max_comments: MaxComments = None, since: Since = None, concurrency: Concurrency = 1,
+    full: Full = False,
+    recheck: Annotated[bool, typer.Option("--recheck", help="Ask again about videos marked deleted or comments_closed (else after EMOPULSE_CRAWL_RECHECK_DAYS).")] = False,
     no_images: NoImages = False, home: Home = None, api_base: ApiBase = None, quiet: Quiet = False,
 ) -> None:
     """Crawl the comments of the given videos (resuming, or reading only what is new)."""
@@ -125,7 +128,7 @@ def crawl_videos(
     if not ids:
         raise typer.BadParameter("give BV ids or --from-file")
     _crawl(home, api_base, quiet, bvids=ids, max_comments=max_comments, since=since,
-           concurrency=concurrency, images=not no_images)
+           concurrency=concurrency, full=full, recheck=recheck, images=not no_images)
 
 
 @crawl_app.command("popular")
@@ -134,13 +137,13 @@ def crawl_popular(
     max_pages: Annotated[int, typer.Option("--max-pages", min=1, help="Pages of the popular list (20 videos each).")] = 1,
     min_reply: Annotated[int, typer.Option("--min-reply", min=0, help="Keep videos with at least this many comments.")] = 0,
     discover_only: DiscoverOnly = False, max_comments: MaxComments = None, since: Since = None,
-    concurrency: Concurrency = 1, no_images: NoImages = False,
+    concurrency: Concurrency = 1, full: Full = False, no_images: NoImages = False,
     home: Home = None, api_base: ApiBase = None, quiet: Quiet = False,
 ) -> None:
     """Discover videos on the popular list and crawl their comments."""
     _crawl(home, api_base, quiet, popular_pages=max_pages, min_reply=min_reply,
            discover_only=discover_only, max_comments=max_comments, since=since,
-           concurrency=concurrency, images=not no_images)
+           concurrency=concurrency, full=full, images=not no_images)
 
 
 @crawl_app.command("search")
@@ -150,7 +153,7 @@ def crawl_search(
     order: Annotated[str, typer.Option("--order", help="pubdate, totalrank or click.")] = "pubdate",
     max_pages: Annotated[int, typer.Option("--max-pages", min=1, help="Result pages per keyword (20 videos each).")] = 1,
     discover_only: DiscoverOnly = False, max_comments: MaxComments = None, since: Since = None,
-    concurrency: Concurrency = 1, no_images: NoImages = False,
+    concurrency: Concurrency = 1, full: Full = False, no_images: NoImages = False,
     home: Home = None, api_base: ApiBase = None, quiet: Quiet = False,
 ) -> None:
     """Discover videos by keyword search and crawl their comments."""
@@ -160,7 +163,7 @@ def crawl_search(
         raise typer.BadParameter("--order must be pubdate, totalrank or click")
     _crawl(home, api_base, quiet, keywords=steps.read_keywords(keywords_file), order=order,
            search_pages=max_pages, discover_only=discover_only, max_comments=max_comments,
-           since=since, concurrency=concurrency, images=not no_images)
+           since=since, concurrency=concurrency, full=full, images=not no_images)
 
 
 @crawl_app.command("emotes")

@@ -1,6 +1,7 @@
 """The -412 cool-down: recorded in the warehouse, so it outlives the process that was banned.
 
-A crawl that meets -412 (JSON, or an HTTP 412 HTML page) records when its source may be asked
+A crawl that meets -412 (JSON, or an HTTP 412 HTML page), or whose circuit breaker trips (a
+streak of -352/-799 answers), records when its source may be asked
 again and stops with `CoolingDown` (exit code 75, "try again later"); every crawl refuses to
 send a single request to that source before then.
 """
@@ -8,7 +9,7 @@ send a single request to that source before then.
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from emopulse.ingest.errors import Blocked
+from emopulse.ingest.errors import Blocked, CircuitOpen
 from emopulse.ingest.window import SHANGHAI
 from emopulse.warehouse import Warehouse, active_cooldown, start_cooldown
 
@@ -63,8 +64,12 @@ def cool_down(
     start_cooldown(wh, source, until=until, code=exc.code, endpoint=exc.endpoint, bvid=bvid,
                    message=str(exc))
     video = f" while crawling {bvid}" if bvid else ""
+    what = f"code {exc.code} on {exc.endpoint}{video}"
+    if isinstance(exc, CircuitOpen):
+        what = (f"circuit breaker: {exc.streak} risk-control answers in a row, the last code "
+                f"{exc.code} on {exc.endpoint}{video}; EMOPULSE_CRAWL_BREAKER_STREAK")
     return CoolingDown(
-        f"{source} blocked requests (code {exc.code} on {exc.endpoint}{video}): the address is "
+        f"{source} blocked requests ({what}): the address is "
         f"probably flagged. Crawling rests until {_when(until)} ({_left(until, now)}; "
         "EMOPULSE_CRAWL_COOLDOWN_S). Everything fetched so far is saved: run the same command "
         "after that to resume.",

@@ -7,9 +7,15 @@ moment resumes from the last page it committed.
 A video's comments are read in passes over the time-ordered listing (newest first):
 
 * the first pass reads it to the end (or to `--since`);
-* a later pass runs only when the video shows more comments than the last pass started with, and
-  stops at the newest root comment that pass stored (`Window.stop`); pinned replies, which come
-  first, never stop it;
+* a later pass runs when the video's comment count changed in either direction since the last
+  pass started (deletions can hide new comments), or when the last pass is older than
+  `max_pass_age_s`; it stops at the newest root comment that pass stored (`Window.stop`);
+  pinned replies, which come first, never stop it;
+* a full pass (`--full`, or when the last one is older than `full_pass_s`) reads the whole
+  listing again, storing only comments that are new or changed (likes, replies, text), so late
+  comments and grown threads under old roots are found;
+* a page that is not the end but has no next cursor is a soft block: the client refreshes its
+  keys and cookies and retries; then the listing is recorded `blocked` (resumable), never done;
 * a killed pass resumes from its checkpoint; a saved cursor the API refuses (-400 on the first
   request) restarts the listing from the top, skipping comments already stored;
 * sub-reply threads are read whenever a root shows more replies than its inline preview and
@@ -22,23 +28,24 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 from typing import Any
 
 from emopulse.ingest.bilibili import PAGE_SIZE, comment_pages, fetch_video, hot_page, reply_pages
 from emopulse.ingest.client import BilibiliClient
 from emopulse.ingest.errors import (
-    BadRequest, Blocked, CommentsClosed, CrawlerError, NotFound, WrongType,
+    ApiError, BadRequest, Blocked, CommentsClosed, CrawlerError, NotFound, SoftBlocked, WrongType,
 )
 from emopulse.ingest.records import Comment, CommentPage, RawPage, Video
 from emopulse.ingest.window import Mark, Window
 from emopulse.warehouse import (
-    Warehouse, known_rpids, land_raw_page, listing_states, load_comment_page, mark_video,
-    record_video_sources, set_listing_status, stored_comments, unfinished_threads, upsert_videos,
-    video_row,
+    Warehouse, land_raw_page, listing_states, load_comment_page, mark_video, record_video_sources,
+    rejected_note, set_listing_status, stored_comments, stored_versions, unfinished_threads,
+    upsert_videos, video_row,
 )
 
 from .cooldown import CoolingDown, check_cooldown, cool_down
@@ -60,6 +67,11 @@ class CrawlOptions:
     max_comments: int | None = None  # per video, counting every stored comment of it
     since: int | None = None  # Unix seconds: 00:00 Asia/Shanghai of --since
     concurrency: int = 1
+    full: bool = False  # --full: read every listing whole again
+    recheck: bool = False  # --recheck: ask again about videos marked deleted / comments_closed
+    full_pass_s: float | None = 7 * 86400.0  # a full pass when the last is older (None: never)
+    max_pass_age_s: float | None = 86400.0  # pass an unchanged video after this (None: never)
+    recheck_s: float | None = 7 * 86400.0  # re-ask deleted / closed videos after this
 
     def __post_init__(self) -> None:
         if self.concurrency < 1:
@@ -75,6 +87,8 @@ class CrawlSummary:
 
     videos: int = 0  # videos whose listing was read
     up_to_date: int = 0  # videos with no new comments since their last complete pass
+    full_passes: int = 0  # passes that read a whole listing
+    rejected: int = 0  # unreadable replies skipped (their raw pages are kept)
     pages: int = 0
     comments: int = 0
     comment_emotes: int = 0
@@ -84,6 +98,8 @@ class CrawlSummary:
     def add(self, other: CrawlSummary) -> None:
         self.videos += other.videos
         self.up_to_date += other.up_to_date
+        self.full_passes += other.full_passes
+        self.rejected += other.rejected
         self.pages += other.pages
         self.comments += other.comments
         self.comment_emotes += other.comment_emotes
@@ -104,7 +120,16 @@ class Crawl:
         self.progress: Progress | None = None
         self.stopping = threading.Event()
         self._lock = threading.RLock()
+        # Called after every committed page, with the warehouse held by the calling thread and
+        # no transaction open: where a long crawl publishes snapshots as it goes.
+        self.on_committed: Callable[[Warehouse], None] | None = None
         client.on_error = ApiErrorLog(self.land, self._count_error)
+
+    def committed(self) -> None:
+        """A page (or a status) was committed: let `on_committed` publish if it is time."""
+        if self.on_committed is not None:
+            with self.locked() as wh:
+                self.on_committed(wh)
 
     @contextmanager
     def locked(self) -> Iterator[Warehouse]:
@@ -139,23 +164,39 @@ class Pass:
     cursor: str | None
     window: Window
     skip_known: bool = False
+    full: bool = False  # reads the whole listing (no stop at the newest stored comment)
+
+
+def _age_s(moment: datetime | None, now: datetime) -> float:
+    return float("inf") if moment is None else (now - moment).total_seconds()
 
 
 def plan_pass(state: dict[str, Any] | None, reply_count: int | None, *,
-              since: int | None) -> Pass | str:
+              since: int | None, options: CrawlOptions | None = None,
+              now: datetime | None = None) -> Pass | str:
     """The pass to run over a main listing in `state`, or why none is needed."""
+    options = options or CrawlOptions(source="")
+    now = now or datetime.now(UTC)
     if state is None:
-        return Pass(None, Window(None, since))
+        return Pass(None, Window(None, since), full=True)
     head = None if state["head_rpid"] is None else Mark(state["head_ctime"], state["head_rpid"])
     floor = state["floor_ctime"]
-    full = head is None or (floor is not None and (since is None or since < floor))
-    window = Window(None if full else head, since)
-    if not state["is_end"]:
-        return Pass(state["cursor"], window, bool(state["skip_known"]))  # resume it
+    older_part = floor is not None and (since is None or since < floor)  # not read down there
+    if not state["is_end"]:  # resume it (a full pass stays full; --full restarts the others)
+        full = bool(state.get("full_pass")) or head is None or older_part
+        if full or not options.full:
+            return Pass(state["cursor"], Window(None if full else head, since),
+                        bool(state["skip_known"]), full=full)
+    full_due = options.full_pass_s is not None and (
+        _age_s(state.get("full_pass_at"), now) >= options.full_pass_s)
+    if head is None or older_part or options.full or full_due:
+        return Pass(None, Window(None, since), full=True)
     total = state["total"]
-    if not full and reply_count is not None and total is not None and reply_count <= total:
-        return f"up to date ({reply_count} comments, none new since the last pass)"
-    return Pass(None, window)
+    stale = options.max_pass_age_s is not None and (
+        _age_s(state.get("finished_at"), now) >= options.max_pass_age_s)
+    if reply_count is not None and reply_count == total and not stale:
+        return f"up to date ({reply_count} comments, as many as the last pass started with)"
+    return Pass(None, Window(head, since))
 
 
 def crawl_videos(crawl: Crawl, targets: Iterable[Video | str]) -> CrawlSummary:
@@ -203,9 +244,13 @@ def crawl_video(crawl: Crawl, target: Video | str) -> CrawlSummary:
     with video_context(bvid), bars as bar:
         try:
             _VideoCrawl(crawl, bvid, summary, bar).run(target)
-        except Blocked as exc:
+        except Blocked as exc:  # -412, or the circuit breaker tripped
             _status(crawl, bvid, "main", "blocked", str(exc))
             raise crawl.cool_down(exc, bvid) from exc
+        except SoftBlocked as exc:  # retries ran out: resumable, never complete
+            _status(crawl, bvid, "main", "blocked", f"soft-blocked after retries: {exc}")
+            summary.errors.append(f"{bvid}: blocked: {exc}")
+            log.warning("%s: soft-blocked: %s", bvid, exc)
         except (NotFound, CommentsClosed) as exc:
             status = "deleted" if isinstance(exc, NotFound) else "comments_closed"
             with crawl.locked() as wh:
@@ -241,6 +286,7 @@ class _VideoCrawl:
         self.aid = 0
         self.budget: int | None = None
         self.skip_known = False
+        self.full = False
 
     def run(self, target: Video | str) -> None:
         with self.crawl.locked() as wh:
@@ -248,12 +294,22 @@ class _VideoCrawl:
             stored = stored_comments(wh, self.bvid)
             row = video_row(wh, self.bvid)
             unfinished = unfinished_threads(wh, self.bvid)
-        if row and row["status"] == "deleted":
-            self.summary.skipped[self.bvid] = "deleted (marked by an earlier crawl)"
-            return
+        options = self.crawl.options
+        gone = row["status"] if row and row["status"] in ("deleted", "comments_closed") else None
+        if gone:
+            marked = (state or {}).get("updated_at") or row["updated_at"]
+            due = options.recheck or (options.recheck_s is not None and
+                                      _age_s(marked, datetime.now(UTC)) >= options.recheck_s)
+            if not due:
+                self.summary.skipped[self.bvid] = (f"{gone} (marked by an earlier crawl; "
+                                                   "--recheck asks again)")
+                return
         video = self._video(target)
         self.aid = video.aid
-        plan = plan_pass(state, video.reply_count, since=self.crawl.options.since)
+        if gone:  # the video answers again: whatever it says next is recorded
+            with self.crawl.locked() as wh:
+                mark_video(wh, self.bvid, "ok")
+        plan = plan_pass(state, video.reply_count, since=options.since, options=options)
         if isinstance(plan, str) and not unfinished:
             self.summary.up_to_date += 1
             self.summary.skipped[self.bvid] = plan
@@ -271,7 +327,8 @@ class _VideoCrawl:
                 self._thread(int(thread["listing"].split(":")[1]), thread["cursor"],
                              thread["total"])
             if isinstance(plan, Pass):
-                self.skip_known = plan.skip_known
+                self.skip_known, self.full = plan.skip_known, plan.full
+                self.summary.full_passes += plan.full
                 if self._main(plan) and plan.window.stop is not None:
                     self._hot()
         except _Stop:
@@ -327,9 +384,9 @@ class _VideoCrawl:
                 return False
         return self._load(page)
 
-    def _known(self, rpids: Iterable[int]) -> set[int]:
+    def _stored(self, rpids: Iterable[int]) -> dict[int, tuple[Any, ...]]:
         with self.crawl.locked() as wh:
-            return known_rpids(wh, rpids)
+            return stored_versions(wh, rpids)
 
     # -- sub-reply threads --------------------------------------------------------------------
 
@@ -360,7 +417,12 @@ class _VideoCrawl:
         """The busiest roots (the first page by likes) and their grown threads: old roots keep
         gathering replies below where a later pass stops. A thread that fails here is
         finished by the next run."""
-        page = hot_page(self.client, bvid=self.bvid, aid=self.aid)
+        try:
+            page = hot_page(self.client, bvid=self.bvid, aid=self.aid)
+        except SoftBlocked as exc:  # the pass itself is complete: only this extra page waits
+            _status(self.crawl, self.bvid, "hot", "blocked", f"soft-blocked: {exc}", is_end=True)
+            self.summary.errors.append(f"{self.bvid}: hot page blocked: {exc}")
+            return
         if not page.error:
             for root, cursor in self._open_threads(page):
                 self._thread(root.rpid, cursor, root.rcount)
@@ -377,6 +439,15 @@ class _VideoCrawl:
         except BadRequest as exc:  # the thread cannot be paged further
             _status(self.crawl, self.bvid, listing, "stopped", f"paging refused: {exc}",
                     is_end=True)
+        except (NotFound, CommentsClosed) as exc:  # the thread is gone, not the video
+            status = "deleted" if isinstance(exc, NotFound) else "comments_closed"
+            _status(self.crawl, self.bvid, listing, status, str(exc), is_end=True)
+            log.info("%s: thread %s: %s", self.bvid, rpid, exc)
+        except ApiError as exc:
+            if exc.transient or type(exc) is not ApiError:
+                raise  # retries ran out, or a code that concerns the whole crawl
+            _status(self.crawl, self.bvid, listing, "stopped", str(exc), is_end=True)
+            self.summary.errors.append(f"{self.bvid} {listing}: {exc}")
         return True
 
     # -- loading ------------------------------------------------------------------------------
@@ -385,15 +456,23 @@ class _VideoCrawl:
         """Commit one page with its checkpoint; False when the listing stops here.
 
         Comments already stored are reloaded (their likes and reply counts refresh) unless the
-        pass skips them; new ones count against the video's comment budget, and a page that
-        would exceed it is cut there, its cursor left where it was.
+        pass skips them; a full pass reloads only those that changed. New ones count against
+        the video's comment budget, and a page that would exceed it is cut there, its cursor
+        left where it was.
         """
         if self.crawl.stopping.is_set():
             raise _Stop
         status = message = None
-        known = set() if page.error else self._known(c.rpid for c in page.comments)
+        stored = {} if page.error else self._stored(c.rpid for c in page.comments)
+        known = set(stored)
         if self.skip_known:
             page = replace(page, comments=[c for c in page.comments if c.rpid not in known])
+        elif self.full:
+            page = replace(page, comments=[c for c in page.comments
+                                           if stored.get(c.rpid) != _version(c)])
+        if page.rejected:
+            self.summary.rejected += len(page.rejected)
+            log.warning("%s %s: %s (raw page kept)", page.bvid, page.listing, rejected_note(page))
         fresh, kept = 0, []
         for comment in page.comments:
             if comment.rpid not in known:
@@ -408,7 +487,8 @@ class _VideoCrawl:
         with self.crawl.locked() as wh:
             loaded = load_comment_page(wh, page, status=status, message=message,
                                        since=self.crawl.options.since,
-                                       skip_known=self.skip_known)
+                                       skip_known=self.skip_known, full=self.full)
+        self.crawl.committed()
         self.summary.pages += 1
         if page.error:
             what = f"{page.bvid} {page.listing}: page {loaded.page_id} not read: {page.error}"
@@ -433,3 +513,8 @@ class _VideoCrawl:
         limit = self.crawl.options.max_comments
         message = f"--max-comments-per-video {limit} reached"
         _status(self.crawl, self.bvid, listing, "limit", message)
+
+
+def _version(comment: Comment) -> tuple[Any, ...]:
+    """What `stored_versions` holds of a comment: equal means nothing to store."""
+    return (comment.message, comment.likes, comment.rcount)

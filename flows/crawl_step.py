@@ -39,7 +39,7 @@ def client_for(settings: Settings) -> BilibiliClient:
         settings.bilibili_api_base, sessdata=sessdata, throttle_s=settings.crawl_throttle_s,
         jitter_s=settings.crawl_jitter_s, backoff_s=settings.crawl_backoff_s,
         max_retries=settings.crawl_max_retries, timeout_s=settings.crawl_timeout_s,
-        pseudonymiser=pseudonymiser_for(settings),
+        breaker_streak=settings.crawl_breaker_streak, pseudonymiser=pseudonymiser_for(settings),
     )
 
 
@@ -79,7 +79,7 @@ def crawl(
     keywords: Iterable[str] = (), order: str = "pubdate", search_pages: int = 1,
     discover_only: bool = False, emotes: bool = False, images: bool = True,
     max_comments: int | None = None, since: str | None = None, concurrency: int = 1,
-    show_progress: bool = True,
+    full: bool = False, recheck: bool = False, show_progress: bool = True,
 ) -> dict[str, Any]:
     """Discover videos (popular list, keyword search), crawl their comments and the given ones,
     then the emote catalog (with `emotes`) and the images it lacks (unless `images` is off).
@@ -95,7 +95,10 @@ def crawl(
     options = CrawlOptions(
         source=settings.bilibili_api_base.rstrip("/"), cooldown_s=settings.crawl_cooldown_s,
         max_comments=max_comments, since=None if since is None else day_start(since),
-        concurrency=concurrency,
+        concurrency=concurrency, full=full, recheck=recheck,
+        full_pass_s=_seconds(settings.crawl_full_pass_days, 86400),
+        max_pass_age_s=_seconds(settings.crawl_max_pass_age_h, 3600),
+        recheck_s=_seconds(settings.crawl_recheck_days, 86400),
     )
     keywords = list(keywords)
     with (client_for(settings) as client, writer(settings, "crawl") as wh,
@@ -119,6 +122,11 @@ def crawl(
                 run, settings.home, max_bytes=settings.crawl_image_max_bytes,
                 max_attempts=settings.crawl_image_attempts))
     return result
+
+
+def _seconds(value: float, unit: float) -> float | None:
+    """A setting in days or hours as seconds; 0 means "never by age" (None)."""
+    return value * unit if value > 0 else None
 
 
 def _bvid(target: Video | str) -> str:

@@ -28,6 +28,22 @@ class Settings(BaseSettings):
     crawl_timeout_s: float = Field(20.0, gt=0)
     crawl_image_max_bytes: int = Field(2 * 1024 * 1024, gt=0, description="largest emote image stored")
     crawl_image_attempts: int = Field(5, ge=1, description="downloads tried per emote image across crawls")
+    crawl_full_pass_days: float = Field(
+        7.0, ge=0, description="a video's listing is read whole again (a full pass) after this many "
+        "days since its last full pass; 0: never by age, only with --full")
+    crawl_max_pass_age_h: float = Field(
+        24.0, ge=0, description="a video whose reply count did not change is passed again after this "
+        "many hours anyway; 0: only when the count changes")
+    crawl_recheck_days: float = Field(
+        7.0, ge=0, description="videos marked deleted or comments_closed are asked again after this "
+        "many days; 0: never by age, only with `crawl videos --recheck`")
+    crawl_breaker_streak: int = Field(
+        5, ge=1, description="this many -352/-799 answers in a row across videos trip the circuit "
+        "breaker: the source cools down like after -412")
+    publish_every_pages: int = Field(
+        200, ge=1, description="a running crawl publishes snapshots after this many committed pages")
+    publish_every_s: float = Field(
+        300.0, gt=0, description="...or after this many seconds, whichever comes first")
     pseudonymise: bool = Field(False, description="store keyed hashes of commenters' mid and uname")
     pseudonymise_key: SecretStr | None = Field(None, description="the secret key of those hashes")
     emoji_min_share: float = Field(0.01, ge=0, le=1, description="emotes under this share fold into `others`")

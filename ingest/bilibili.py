@@ -2,8 +2,11 @@
 
 Each yielded page carries its `RawPage`. A page that cannot be read (after the client's retries)
 is yielded with `error` set (raw kept): listings paged by number go on with the next page, the
-cursor listing stops there (its next cursor is in the unreadable page). API errors
-(`errors.py`) are raised with `.raw`.
+cursor listing stops there (its next cursor is in the unreadable page). One reply that cannot be
+read is skipped and named in the page's `rejected`; the rest of its page loads. A page of the
+cursor listing that is not its end but has no next cursor is a soft block (`SoftBlocked`,
+retried by the client, then raised), never the end. API errors (`errors.py`) are raised with
+`.raw`.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from typing import Any, TypeVar
 
 from . import parse
 from .client import BilibiliClient
-from .errors import ParseError
+from .errors import ParseError, SoftBlocked
 from .records import Comment, CommentPage, Emote, RawPage, Video, VideoPage
 from .window import Window
 
@@ -109,19 +112,20 @@ def comment_pages(
             "web_location": 1315875,
         }
         read_page = partial(_read_main, bvid=bvid, first=cursor is None)
-        raw, read, error = _fetch(client, MAIN, params, read_page, signed=True)
+        raw, read, error = _fetch(client, MAIN, params, read_page, signed=True,
+                                  check=_check_listing)
         if read is None:
             yield CommentPage(raw=raw, bvid=bvid, aid=aid, listing="main", cursor=cursor,
                               error=error, start=cursor)
             return
         start = cursor
-        comments, emotes, cursor, total = read
+        comments, emotes, cursor, total, rejected = read
         comments, end = window.clip(comments)
         if end is None and cursor is None:
             end = "end"
         yield CommentPage(raw=raw, bvid=bvid, aid=aid, listing="main", comments=comments,
                           emotes=emotes, cursor=None if end else cursor, is_end=end is not None,
-                          start=start, total=total, end=end)
+                          start=start, total=total, end=end, rejected=rejected)
         if end:
             return
 
@@ -135,12 +139,12 @@ def hot_page(client: BilibiliClient, *, bvid: str, aid: int) -> CommentPage:
     params = {"type": 1, "oid": aid, "mode": 3, "pagination_str": '{"offset":""}', "plat": 1,
               "web_location": 1315875}
     read_page = partial(_read_main, bvid=bvid, first=True)
-    raw, read, error = _fetch(client, MAIN, params, read_page, signed=True)
+    raw, read, error = _fetch(client, MAIN, params, read_page, signed=True, check=_check_listing)
     if read is None:
         return CommentPage(raw=raw, bvid=bvid, aid=aid, listing="hot", error=error)
-    comments, emotes, _, total = read
+    comments, emotes, _, total, rejected = read
     return CommentPage(raw=raw, bvid=bvid, aid=aid, listing="hot", comments=comments,
-                       emotes=emotes, is_end=True, total=total, end="end")
+                       emotes=emotes, is_end=True, total=total, end="end", rejected=rejected)
 
 
 def reply_pages(
@@ -171,12 +175,13 @@ def reply_pages(
             if total is None or (pn - 1) * PAGE_SIZE >= total:
                 return
             continue
-        comments, emotes, total = read
-        is_end = not comments or pn * PAGE_SIZE >= total
+        comments, emotes, total, rejected, replies = read
+        is_end = not replies or pn * PAGE_SIZE >= total
         pn += 1
         yield CommentPage(raw=raw, bvid=bvid, aid=aid, listing=listing, comments=comments,
                           emotes=emotes, cursor=None if is_end else str(pn), is_end=is_end,
-                          start=str(pn - 1), total=total, end="end" if is_end else None)
+                          start=str(pn - 1), total=total, end="end" if is_end else None,
+                          rejected=rejected)
         if is_end:
             return
 
@@ -191,17 +196,21 @@ def comment_page_of(raw: RawPage, *, bvid: str) -> CommentPage:
         aid = int(raw.params["oid"])
         if raw.endpoint == MAIN:
             start = json.loads(raw.params["pagination_str"])["offset"] or None
-            comments, emotes, cursor, total = _read_main(data, bvid=bvid, first=start is None)
+            if not _listing_goes_on(data):
+                raise ParseError("not the end of the listing, yet no next cursor (soft block)")
+            comments, emotes, cursor, total, rejected = _read_main(data, bvid=bvid,
+                                                                   first=start is None)
             return CommentPage(raw, bvid, aid, "main", comments, emotes, cursor=cursor,
                                is_end=cursor is None, start=start, total=total,
-                               end="end" if cursor is None else None)
+                               end="end" if cursor is None else None, rejected=rejected)
         if raw.endpoint == REPLY:
             pn = int(raw.params["pn"])
-            comments, emotes, total = _read_replies(data, bvid=bvid)
-            is_end = not comments or pn * PAGE_SIZE >= total
+            comments, emotes, total, rejected, replies = _read_replies(data, bvid=bvid)
+            is_end = not replies or pn * PAGE_SIZE >= total
             return CommentPage(raw, bvid, aid, f"reply:{raw.params['root']}", comments, emotes,
                                cursor=None if is_end else str(pn + 1), is_end=is_end,
-                               start=str(pn), total=total, end="end" if is_end else None)
+                               start=str(pn), total=total, end="end" if is_end else None,
+                               rejected=rejected)
     except _SHAPE_ERRORS as exc:
         raise ParseError(f"{raw.endpoint}: not a readable comment page: {exc}", raw=raw) from exc
     raise ParseError(f"{raw.endpoint} is not a comment listing", raw=raw)
@@ -231,10 +240,11 @@ def _fetch(
     read: Callable[[Any], _T],
     *,
     signed: bool = False,
+    check: Callable[[dict[str, Any], RawPage], None] | None = None,
 ) -> tuple[RawPage, _T | None, str | None]:
     """`(raw, read(data), None)`, or `(raw, None, why)` when the answer cannot be read."""
     try:
-        payload, raw = client.get_json(endpoint, params, signed=signed)
+        payload, raw = client.get_json(endpoint, params, signed=signed, check=check)
     except ParseError as exc:
         if exc.raw is None:
             raise
@@ -256,26 +266,49 @@ def _read_search(data: Mapping[str, Any], *, keyword: str, page: int) -> tuple[l
     return videos, page >= int(data.get("numPages") or 0) or not videos
 
 
+def _listing_goes_on(data: Any) -> bool:
+    """False for a cursor-listing page that is not the end yet has no next cursor."""
+    try:
+        cursor = data["cursor"]
+        if cursor["is_end"]:
+            return True
+        return bool((cursor.get("pagination_reply") or {}).get("next_offset"))
+    except (KeyError, TypeError, AttributeError):
+        return True  # not this check's business: the reader names the shape problem
+
+
+def _check_listing(payload: dict[str, Any], raw: RawPage) -> None:
+    """Refuse a soft-blocked page of the cursor listing (`SoftBlocked`, retried by the client)."""
+    if not _listing_goes_on(payload.get("data")):
+        raise SoftBlocked(0, "the listing is not at its end, yet the page has no next cursor "
+                          "and no replies: risk control (soft block)", raw.endpoint, raw=raw)
+
+
 def _read_main(
     data: Mapping[str, Any], *, bvid: str, first: bool
-) -> tuple[list[Comment], list[Emote], str | None, int | None]:
-    """Comments, emotes, the cursor after this page (None at the end) and `all_count`."""
+) -> tuple[list[Comment], list[Emote], str | None, int | None, list[str]]:
+    """Comments, emotes, the cursor after this page (None at the end), `all_count` and the
+    replies skipped as unreadable."""
     replies = [(r, "api:main") for r in data.get("replies") or []]
     if first:
         replies = [(r, "api:top") for r in data.get("top_replies") or []] + replies
-    comments, emotes = _comments(replies, bvid=bvid)
+    comments, emotes, rejected = _comments(replies, bvid=bvid)
     cursor = data["cursor"]
     next_offset = (cursor.get("pagination_reply") or {}).get("next_offset") or None
     is_end = bool(cursor["is_end"]) or next_offset is None
     total = cursor.get("all_count")
-    return comments, emotes, None if is_end else next_offset, None if total is None else int(total)
+    return (comments, emotes, None if is_end else next_offset,
+            None if total is None else int(total), rejected)
 
 
-def _read_replies(data: Mapping[str, Any], *, bvid: str) -> tuple[list[Comment], list[Emote], int]:
-    """Comments, emotes and the thread's size (`page.count`)."""
+def _read_replies(
+    data: Mapping[str, Any], *, bvid: str
+) -> tuple[list[Comment], list[Emote], int, list[str], int]:
+    """Comments, emotes, the thread's size (`page.count`), the replies skipped as unreadable
+    and how many replies the page held (readable or not)."""
     replies = [(r, "api:reply") for r in data.get("replies") or []]
-    comments, emotes = _comments(replies, bvid=bvid)
-    return comments, emotes, int(data["page"]["count"])
+    comments, emotes, rejected = _comments(replies, bvid=bvid)
+    return comments, emotes, int(data["page"]["count"]), rejected, len(replies)
 
 
 def _read_panel(data: Mapping[str, Any]) -> list[Emote]:
@@ -288,14 +321,24 @@ def _read_panel(data: Mapping[str, Any]) -> list[Emote]:
 
 def _comments(
     replies: list[tuple[Mapping[str, Any], str]], *, bvid: str
-) -> tuple[list[Comment], list[Emote]]:
-    """Comments of replies and their inline sub-reply previews, plus the emotes they use."""
+) -> tuple[list[Comment], list[Emote], list[str]]:
+    """Comments of replies and their inline sub-reply previews, the emotes they use, and why
+    each reply that could not be read was skipped (the others are kept)."""
     comments: list[Comment] = []
     emotes: dict[str, Emote] = {}
+    rejected: list[str] = []
     for reply, source in replies:
-        for item in [reply, *(reply.get("replies") or [])]:
-            comments.append(parse.parse_comment(item, source=source, bvid=bvid))
-            for token, info in (item["content"].get("emote") or {}).items():
-                if token not in emotes:
-                    emotes[token] = parse.parse_emote(token, info)
-    return comments, list(emotes.values())
+        previews = reply.get("replies") if isinstance(reply, Mapping) else None
+        for item in [reply, *(previews if isinstance(previews, list) else [])]:
+            try:
+                comment = parse.parse_comment(item, source=source, bvid=bvid)
+                used = {token: parse.parse_emote(token, info)
+                        for token, info in (item["content"].get("emote") or {}).items()}
+            except _SHAPE_ERRORS as exc:
+                rpid = item.get("rpid") if isinstance(item, Mapping) else None
+                rejected.append(f"reply {rpid if rpid is not None else '(no rpid)'}: {exc}")
+                continue
+            comments.append(comment)
+            for token, emote in used.items():
+                emotes.setdefault(token, emote)
+    return comments, list(emotes.values()), rejected

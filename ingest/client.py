@@ -15,11 +15,14 @@ import httpx
 
 from . import wbi
 from .errors import (
+    ApiError,
     Blocked,
+    CircuitOpen,
     CrawlerError,
     ImageRejected,
     ParseError,
     PermissionDenied,
+    RateLimited,
     RiskControl,
     TransportError,
     UnreadableBody,
@@ -40,6 +43,9 @@ SPI = "/x/frontend/finger/spi"
 
 # Called for every failed attempt, before the retry or the raise: (error, attempt, retrying).
 ErrorHook = Callable[[CrawlerError, int, bool], None]
+# Checks a decoded answer (code 0) before it is returned; raises a `CrawlerError` (e.g.
+# `SoftBlocked`) to have it treated like any other failed attempt.
+AnswerCheck = Callable[[dict[str, Any], RawPage], None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,8 +64,11 @@ class BilibiliClient:
     by it (and with one thread, each pause counts from the end of the previous request).
     `get_json` retries transient errors (`backoff_s * 2**attempt` plus jitter, at most
     `max_retries` times) and raises the typed errors of `errors.py` otherwise; `on_error` hears
-    of every failed attempt. With a `pseudonymiser`, commenters are renamed in every answer
-    before it is parsed or returned as a `RawPage`.
+    of every failed attempt. A backoff pauses the whole client: no thread starts a request
+    before it ends. `breaker_streak` risk-control answers in a row from one endpoint (-352, -799,
+    -509, soft blocks; a good answer of that endpoint resets the count), across every caller,
+    raise `CircuitOpen`, a `Blocked`: the caller cools the source down as after -412. With a `pseudonymiser`, commenters are renamed in every
+    answer before it is parsed or returned as a `RawPage`.
     """
 
     def __init__(
@@ -72,6 +81,7 @@ class BilibiliClient:
         backoff_s: float = 5.0,
         max_retries: int = 3,
         timeout_s: float = 20.0,
+        breaker_streak: int | None = None,
         pseudonymiser: Pseudonymiser | None = None,
         on_error: ErrorHook | None = None,
         transport: httpx.BaseTransport | None = None,
@@ -95,6 +105,10 @@ class BilibiliClient:
         self._throttle = threading.Lock()
         self._tokens = threading.Lock()
         self._last_request = float("-inf")
+        self._paused_until = float("-inf")  # a backoff holds every thread until then,
+        self._paused_by: int | None = None  # ...except the one backing off, which sleeps it
+        self.breaker_streak = breaker_streak
+        self._streaks: dict[str, int] = {}  # risk-control answers in a row, per endpoint
         self._wbi_keys: tuple[str, str] | None = None
         self._has_buvid = False
 
@@ -114,10 +128,12 @@ class BilibiliClient:
     # -- JSON API -----------------------------------------------------------------------------
 
     def get_json(
-        self, endpoint: str, params: Mapping[str, Any] | None = None, *, signed: bool = False
+        self, endpoint: str, params: Mapping[str, Any] | None = None, *, signed: bool = False,
+        check: AnswerCheck | None = None,
     ) -> tuple[dict[str, Any], RawPage]:
         """The parsed JSON (code 0) of `GET endpoint` and the `RawPage` to land.
 
+        `check` may refuse a decoded answer by raising (a transient error is retried).
         Errors carry the `RawPage` that caused them as `.raw` (None when no answer came).
         """
         params = dict(params or {})
@@ -126,7 +142,11 @@ class BilibiliClient:
             try:
                 self._ensure_buvid()
                 sent = wbi.sign(params, *self._ensure_wbi_keys()) if signed else params
-                return self._decode(endpoint, params, self._get(endpoint, sent))
+                payload, raw = self._decode(endpoint, params, self._get(endpoint, sent))
+                if check is not None:
+                    check(payload, raw)
+                self._streaks.pop(endpoint, None)
+                return payload, raw
             except PermissionDenied as exc:
                 retry = signed and not refreshed
                 self._report(exc, attempt, retry)
@@ -134,14 +154,38 @@ class BilibiliClient:
                     raise
                 self._wbi_keys, refreshed = None, True  # maybe a stale key: refresh once, retry
             except CrawlerError as exc:
+                self._count_risk(endpoint, exc)
                 retry = exc.transient and attempt < self.max_retries
                 self._report(exc, attempt, retry)
                 if not retry:
                     raise
                 if isinstance(exc, RiskControl):
                     self._wbi_keys, self._has_buvid = None, False
-                self._sleep(self.backoff_s * 2**attempt + random.uniform(0, self.backoff_s))
+                self._back_off(attempt)
                 attempt += 1
+
+    def _count_risk(self, endpoint: str, exc: CrawlerError) -> None:
+        """Count an endpoint's risk-control answers in a row (a good answer of that endpoint
+        resets it: a good `view` says nothing of the comment listing); trip the breaker at
+        `breaker_streak`."""
+        if not isinstance(exc, RiskControl | RateLimited):
+            return
+        with self._throttle:
+            streak = self._streaks[endpoint] = self._streaks.get(endpoint, 0) + 1
+        if self.breaker_streak is not None and streak >= self.breaker_streak:
+            assert isinstance(exc, ApiError)
+            tripped = CircuitOpen(streak, exc)
+            self._report(tripped, 0, False)
+            raise tripped from exc
+
+    def _back_off(self, attempt: int) -> None:
+        """Pause the whole client (every thread) for `backoff_s * 2**attempt` plus jitter."""
+        delay = self.backoff_s * 2**attempt + random.uniform(0, self.backoff_s)
+        with self._throttle:
+            until = time.monotonic() + delay
+            if until > self._paused_until:
+                self._paused_until, self._paused_by = until, threading.get_ident()
+        self._sleep(delay)
 
     def _report(self, exc: CrawlerError, attempt: int, retrying: bool) -> None:
         if self.on_error is not None:
@@ -174,10 +218,14 @@ class BilibiliClient:
             return keys
 
     def _wait_turn(self) -> None:
-        """Sleep until this request may start; starts are `throttle_s` (+ jitter) apart."""
+        """Sleep until this request may start: starts are `throttle_s` (+ jitter) apart, and
+        none starts while a backoff pauses the client."""
         with self._throttle:
             wait = self.throttle_s + random.uniform(0, self.jitter_s)
-            wait -= time.monotonic() - self._last_request
+            now = time.monotonic()
+            wait -= now - self._last_request
+            if self._paused_by != threading.get_ident():
+                wait = max(wait, self._paused_until - now)
             if wait > 0:
                 self._sleep(wait)
             self._last_request = time.monotonic()
@@ -254,7 +302,7 @@ class BilibiliClient:
                 self._report(exc, attempt, retry)
                 if not retry:
                     raise
-                self._sleep(self.backoff_s * 2**attempt + random.uniform(0, self.backoff_s))
+                self._back_off(attempt)
                 attempt += 1
 
     def _download_once(self, url: str, max_bytes: int, content_types: tuple[str, ...]) -> Download:

@@ -4,7 +4,10 @@
     ├── TransportError                timeouts, connection resets, HTTP 5xx, HTTP 429   transient
     ├── ApiError(code, message, endpoint)   any other non-zero `code`                 terminal
     │   ├── RiskControl               -352: refresh WBI keys and cookies, slow down      transient
+    │   │   └── SoftBlocked           code 0, yet a listing that is not at its end has no
+    │   │                             next cursor (logged-out/stale-cookie risk control)  transient
     │   ├── Blocked                   -412, or an HTTP 412 HTML page: long cool-down     terminal
+    │   │   └── CircuitOpen           a streak of -352/-799 across requests: cool down   terminal
     │   ├── RateLimited               -799, -509: back off                               transient
     │   ├── PermissionDenied          -403 (also a bad WBI signature)                    terminal
     │   ├── NotFound                  -404 (video deleted): record and skip              terminal
@@ -28,6 +31,7 @@ __all__ = [
     "ApiError",
     "BadRequest",
     "Blocked",
+    "CircuitOpen",
     "CommentsClosed",
     "CrawlerError",
     "NotFound",
@@ -37,6 +41,7 @@ __all__ = [
     "PermissionDenied",
     "RateLimited",
     "RiskControl",
+    "SoftBlocked",
     "TransportError",
     "UnreadableBody",
     "WrongType",
@@ -107,8 +112,28 @@ class RiskControl(ApiError):
     transient = True
 
 
+class SoftBlocked(RiskControl):
+    """A comment listing answered code 0 but neither ended nor gave a next cursor: what Bilibili
+    sends logged-out or stale-cookie clients it throttles. Never read as the listing's end."""
+
+    codes = ()
+
+
 class Blocked(ApiError):
     codes = (-412,)
+
+
+class CircuitOpen(Blocked):
+    """`streak` risk-control answers (-352, -799, -509, soft blocks) in a row: the source is
+    treated as banned and cools down, instead of every video burning its own retries."""
+
+    codes = ()
+
+    def __init__(self, streak: int, last: ApiError) -> None:
+        super().__init__(last.code, f"circuit breaker: {streak} risk-control answers in a row "
+                         f"(last: {last.api_message or 'no message'})", last.endpoint,
+                         raw=last.raw)
+        self.streak = streak
 
 
 class RateLimited(ApiError):

@@ -113,3 +113,4 @@ class CommentPage:
     total: int | None = None  # comments the API says the listing has (main: all replies)
     end: str | None = None  # why the listing ends here: "end", "known" (reached the newest
     #   stored comment) or "since" (reached comments older than the --since bound)
+    rejected: list[str] = field(default_factory=list)  # replies skipped as unreadable, why

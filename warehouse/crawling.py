@@ -21,6 +21,7 @@ __all__ = [
     "record_video_sources",
     "set_listing_status",
     "stored_comments",
+    "stored_versions",
     "unfinished_threads",
     "video_row",
 ]
@@ -81,6 +82,24 @@ def known_rpids(wh_or_con: Con, rpids: Iterable[int]) -> set[int]:
     finally:
         con.unregister("_asked_rpids")
     return {rpid for (rpid,) in rows}
+
+
+def stored_versions(wh_or_con: Con, rpids: Iterable[int]) -> dict[int, tuple[Any, ...]]:
+    """What the warehouse holds of these replies, by rpid: (message, likes, rcount), the values
+    a pass compares to tell a changed comment from an unchanged one."""
+    ids = pa.table({"rpid": pa.array(list(rpids), pa.int64())})
+    if ids.num_rows == 0:
+        return {}
+    con = connection_of(wh_or_con)
+    con.register("_asked_versions", ids)
+    try:
+        rows = con.execute(
+            "SELECT rpid, message, likes, rcount FROM comments "
+            "WHERE rpid IN (SELECT rpid FROM _asked_versions)"
+        ).fetchall()
+    finally:
+        con.unregister("_asked_versions")
+    return {rpid: tuple(rest) for rpid, *rest in rows}
 
 
 def set_listing_status(

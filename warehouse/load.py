@@ -259,9 +259,10 @@ def _drop_stale_emotes(con: duckdb.DuckDBPyConnection, comments: list[Comment]) 
 
 _CHECKPOINT_SQL = """
 INSERT INTO crawl_state (bvid, listing, cursor, is_end, pages, comments, newest_ctime, status,
-                         message, updated_at, total, skip_known, started_at, finished_at)
+                         message, updated_at, total, skip_known, started_at, finished_at,
+                         full_pass, full_pass_at)
 VALUES ($bvid, $listing, $cursor, $is_end, 1, $comments, $newest, $status, $message, $now,
-        $total, $skip_known, $now, $finished)
+        $total, $skip_known, $now, $finished, $full, CASE WHEN $full THEN $finished END)
 ON CONFLICT (bvid, listing) DO UPDATE SET
     cursor = EXCLUDED.cursor, is_end = EXCLUDED.is_end,
     pages = crawl_state.pages + 1, comments = crawl_state.comments + EXCLUDED.comments,
@@ -270,7 +271,9 @@ ON CONFLICT (bvid, listing) DO UPDATE SET
     total = coalesce(EXCLUDED.total, crawl_state.total),
     skip_known = EXCLUDED.skip_known,
     started_at = CASE WHEN $first THEN EXCLUDED.started_at ELSE crawl_state.started_at END,
-    finished_at = coalesce(EXCLUDED.finished_at, crawl_state.finished_at)
+    finished_at = coalesce(EXCLUDED.finished_at, crawl_state.finished_at),
+    full_pass = EXCLUDED.full_pass,
+    full_pass_at = coalesce(EXCLUDED.full_pass_at, crawl_state.full_pass_at)
 """
 
 # A finished pass of the main listing: the newest root it covers is where the next pass stops.
@@ -293,12 +296,15 @@ def _checkpoint(
     message: str | None = None,
     since: int | None = None,
     skip_known: bool = False,
+    full: bool = False,
 ) -> None:
     """Advance the listing's cursor and counters (same transaction as the page's rows).
 
     The first page of a main pass (`start` None) records the pass's start and the listing's
     `total`; the last one (`is_end`) moves `head_*` to the newest stored root and `floor_ctime`
-    to `since` when the pass ended there (to NULL when it reached the listing's end).
+    to `since` when the pass ended there (to NULL when it reached the listing's end). `full`
+    marks a pass that reads the whole listing (no stop at the newest stored comment); its last
+    page sets `full_pass_at`.
     """
     ctimes = [c.ctime for c in page.comments if c.ctime is not None]
     now = _now()
@@ -320,6 +326,7 @@ def _checkpoint(
             "skip_known": skip_known and not page.is_end,
             "first": page.start is None,
             "finished": now if page.is_end else None,
+            "full": full and main,
         },
     )
     if main and page.is_end:
@@ -354,6 +361,13 @@ def _ensure_video(wh: Warehouse, bvid: str, aid: int) -> None:
     wh.mark_changed("videos")
 
 
+def rejected_note(page: CommentPage) -> str | None:
+    """What the raw page's `parse_error` says of replies skipped as unreadable (None: none)."""
+    if not page.rejected:
+        return None
+    return f"{len(page.rejected)} unreadable replies skipped: " + "; ".join(page.rejected)
+
+
 def load_comment_page(
     wh: Warehouse,
     page: CommentPage,
@@ -362,17 +376,18 @@ def load_comment_page(
     message: str | None = None,
     since: int | None = None,
     skip_known: bool = False,
+    full: bool = False,
 ) -> PageLoad:
     """Raw page + comments + their emotes + catalog + checkpoint, all in one transaction.
 
     A page with `error` keeps only its raw page (with `parse_error`) and marks the listing's state
     'error'; its cursor does not move. `status`/`message` override the listing's status
     ('running', or 'done' on the last page), `since` is the pass's lower time bound (it becomes
-    `floor_ctime` when the pass ends there) and `skip_known` marks a pass that skips stored
-    comments.
+    `floor_ctime` when the pass ends there), `skip_known` marks a pass that skips stored
+    comments and `full` one that reads the whole listing.
     """
     with wh.transaction():
-        page_id = land_raw_page(wh, page.raw, parse_error=page.error)
+        page_id = land_raw_page(wh, page.raw, parse_error=page.error or rejected_note(page))
         if page.error:
             _record_error(wh, page.bvid, page.listing, page.error)
             return PageLoad(page_id, error=page.error)
@@ -380,7 +395,8 @@ def load_comment_page(
         upsert_emotes(wh, page.emotes)
         n_comments, n_emotes = upsert_comments(wh, page.comments, bvid=page.bvid, aid=page.aid,
                                                catalogued=(e.emoji_alt for e in page.emotes))
-        _checkpoint(wh, page, status=status, message=message, since=since, skip_known=skip_known)
+        _checkpoint(wh, page, status=status, message=message, since=since, skip_known=skip_known,
+                    full=full)
     return PageLoad(page_id, comments=n_comments, comment_emotes=n_emotes)
 
 
@@ -400,7 +416,7 @@ def load_comment_pages(wh: Warehouse, pages: Iterable[CommentPage]) -> PageLoad:
         for p in good for c in p.comments
     ]
     with wh.transaction() as con:
-        land_raw_pages(wh, [(p.raw, p.error) for p in pages])
+        land_raw_pages(wh, [(p.raw, p.error or rejected_note(p)) for p in pages])
         upsert_videos(wh, list({p.bvid: Video(p.bvid, aid=p.aid) for p in good}.values()))
         emotes = [e for p in good for e in p.emotes]
         upsert_emotes(wh, emotes)

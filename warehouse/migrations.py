@@ -13,7 +13,8 @@ from dataclasses import dataclass
 import duckdb
 
 from .schema import (
-    ADDED_COLUMNS, CRAWL_TABLES, EMOJI_COMMENTS_COLUMNS, POST_TABLES, TABLES, create_table_sql,
+    ADDED_COLUMNS, CRAWL_TABLES, EMOJI_COMMENTS_COLUMNS, HARDENING_COLUMNS, POST_TABLES, TABLES,
+    create_table_sql,
 )
 
 __all__ = ["MIGRATIONS", "Migration", "migrate", "schema_version"]
@@ -62,10 +63,7 @@ def _initial(con: duckdb.DuckDBPyConnection) -> None:
 
 def _crawling(con: duckdb.DuckDBPyConnection) -> None:
     """Issue 3: pass state on crawl_state, image state on emotes, video_sources, cool-downs."""
-    for name, columns in ADDED_COLUMNS.items():
-        for column in columns:
-            type_ = TABLES[name].columns[column]
-            con.execute(f'ALTER TABLE {name} ADD COLUMN IF NOT EXISTS "{column}" {type_}')
+    _add_columns(con, ADDED_COLUMNS)
     for spec in CRAWL_TABLES:
         con.execute(create_table_sql(spec))
 
@@ -76,10 +74,23 @@ def _posts(con: duckdb.DuckDBPyConnection) -> None:
         con.execute(create_table_sql(spec))
 
 
+def _add_columns(con: duckdb.DuckDBPyConnection, added: dict[str, tuple[str, ...]]) -> None:
+    for name, columns in added.items():
+        for column in columns:
+            type_ = TABLES[name].columns[column]
+            con.execute(f'ALTER TABLE {name} ADD COLUMN IF NOT EXISTS "{column}" {type_}')
+
+
+def _hardening(con: duckdb.DuckDBPyConnection) -> None:
+    """Issue 8: full passes (`crawl_state.full_pass`, `full_pass_at`)."""
+    _add_columns(con, HARDENING_COLUMNS)
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "tables of issue 2 and the emoji_comments view", _initial),
     Migration(2, "crawl passes, emote image state, video sources, cool-downs", _crawling),
     Migration(3, "posts, images, metrics, texts, comments, clusters, daily stats, trend windows", _posts),
+    Migration(4, "full passes of the crawl (crawl_state.full_pass, full_pass_at)", _hardening),
 )
 
 

@@ -12,6 +12,7 @@ from typing import Literal
 
 __all__ = [
     "ADDED_COLUMNS",
+    "HARDENING_COLUMNS",
     "CRAWL_STATUSES",
     "CRAWL_TABLES",
     "DERIVED_FROM",
@@ -36,7 +37,8 @@ CRAWL_STATUSES = (
     "limit",  # --max-comments-per-video reached; a larger limit continues from `cursor`
     "stopped",  # the API refused to page further (-400); the next run restarts the listing
     "error",  # a page could not be read (raw page kept) or retries ran out; resumable
-    "blocked",  # -412: the source is cooling down (crawl_cooldowns)
+    "blocked",  # -412 / circuit breaker: the source cools down (crawl_cooldowns); or a
+    #   soft-blocked page (not the end, yet no next cursor) after its retries: resumable
     "deleted",  # -404: the video is gone
     "comments_closed",  # 12002
 )
@@ -259,6 +261,9 @@ ADDED_COLUMNS: dict[str, tuple[str, ...]] = {
     ),
 }
 
+# Columns migration 4 appends (crawl hardening, issue 8).
+HARDENING_COLUMNS: dict[str, tuple[str, ...]] = {"crawl_state": ("full_pass", "full_pass_at")}
+
 TABLES: dict[str, TableSpec] = {
     spec.name: spec
     for spec in (
@@ -277,8 +282,12 @@ TABLES: dict[str, TableSpec] = {
                 "landed_at": "TIMESTAMPTZ",
             },
             primary_key=("page_id",),
-            keep=("landed_at",),
-            description="Every API answer as received; `body` only when it is not JSON.",
+            # append-only: a page landed again (same id: same answer) keeps its first row, so
+            # snapshots publish raw_pages as parts that never overlap (warehouse/snapshots.py)
+            keep=("endpoint", "params", "fetched_at", "http_status", "code", "payload", "body",
+                  "parse_error", "landed_at"),
+            description="Every API answer as received, landed once; `body` only when it is not "
+            "JSON.",
         ),
         TableSpec(
             "videos",
@@ -373,6 +382,8 @@ TABLES: dict[str, TableSpec] = {
                 "skip_known": "BOOLEAN",
                 "started_at": "TIMESTAMPTZ",
                 "finished_at": "TIMESTAMPTZ",
+                "full_pass": "BOOLEAN",
+                "full_pass_at": "TIMESTAMPTZ",
             },
             primary_key=("bvid", "listing"),
             description="Checkpoint per listing, written in the page's own transaction; `pages` "
@@ -381,7 +392,8 @@ TABLES: dict[str, TableSpec] = {
             "reported (main: at the start of the last pass); `head_*`: the newest root comment "
             "of the last complete pass (the next pass stops there); `floor_ctime`: complete down "
             "to this time (NULL: to the first comment); `skip_known`: the pass restarted after "
-            "a stale cursor and skips stored comments.",
+            "a stale cursor and skips stored comments; `full_pass`: the pass under way reads the "
+            "whole listing; `full_pass_at`: when the last full pass finished.",
         ),
         TableSpec(
             "models",

@@ -35,7 +35,8 @@ __all__ = [
 
 PAGE_SIZE = 20
 FAULT_KINDS = (
-    "http412", "http429", "http500", "http404", "truncated", "html", "reset", "stall", "code:<n>",
+    "http412", "http429", "http500", "http404", "truncated", "html", "reset", "stall", "softblock",
+    "badreply", "code:<n>",
 )
 STALL_S = 2.0  # how long a "stall" fault keeps the client waiting before hanging up
 _BLOCKED_PAGE = (
@@ -53,7 +54,10 @@ class Fault:
 
     "truncated" sends half the body, "html" a 200 HTML page instead of JSON (or of an image),
     "reset" hangs up without an answer, "stall" hangs up after `STALL_S` seconds (a timeout for
-    any client that waits less).
+    any client that waits less). "softblock" answers a comment listing as Bilibili answers
+    logged-out or stale-cookie clients under risk control: code 0, `is_end: false`, no
+    `pagination_reply`, no replies. "badreply" breaks the first reply of the page: its emotes lose
+    `package_id` (a reply without emotes loses `content`).
 
     `at` is the 0-based index of a request to the server, or an endpoint path; the fault hits
     the next `times` matching requests.
@@ -184,26 +188,52 @@ class LocalBilibili:
             self._cursor_generation += 1
 
     def add_reply(
-        self, aid: int, message: str, *, root: int = 0, uname: str = "新来的", like: int = 0
+        self, aid: int, message: str, *, root: int = 0, uname: str = "新来的", like: int = 0,
+        older_than: int | None = None,
     ) -> Reply:
-        """A new comment on video `aid` (a sub-reply of `root` when given), newer than all."""
+        """A new comment on video `aid` (a sub-reply of `root` when given), newer than all.
+
+        With `older_than` (a root's rpid) the new root comment shows up late, as one released by
+        moderation does: in the time order just after that root, one second older than it.
+        """
         with self._lock:
             if aid not in self._own:  # copy-on-write: the bundled dataset is shared
                 self.dataset.videos[aid] = copy.deepcopy(self.dataset.videos[aid])
                 self._own.add(aid)
             video = self.dataset.videos[aid]
             newest = max(video.replies.values(), key=lambda r: r.rpid)
+            ctime = newest.ctime + 60
+            if older_than is not None:
+                ctime = video.replies[older_than].ctime - 1
             reply = Reply(
                 rpid=newest.rpid + 1, aid=aid, mid=stable_hash(f"mid:{uname}") % 10**9 + 1,
-                uname=uname, message=message, like=like, ctime=newest.ctime + 60,
+                uname=uname, message=message, like=like, ctime=ctime,
                 root=root, parent=root, location="北京",
             )
             video.replies[reply.rpid] = reply
             if root:
                 video.replies[root].children.append(reply)
+            elif older_than is not None:
+                where = next(i for i, r in enumerate(video.roots) if r.rpid == older_than)
+                video.roots.insert(where + 1, reply)
             else:
                 video.roots.insert(0, reply)
             return reply
+
+    def delete_replies(self, aid: int, count: int) -> list[Reply]:
+        """Remove the `count` oldest root comments of video `aid` (with their threads), as
+        moderation or their authors do; the video's reply count drops accordingly."""
+        with self._lock:
+            if aid not in self._own:
+                self.dataset.videos[aid] = copy.deepcopy(self.dataset.videos[aid])
+                self._own.add(aid)
+            video = self.dataset.videos[aid]
+            gone = [r for r in video.roots if r is not video.pinned][-count:]
+            for reply in gone:
+                video.roots.remove(reply)
+                for child in [reply, *reply.children]:
+                    video.replies.pop(child.rpid, None)
+            return gone
 
     # -- request handling ---------------------------------------------------------------------
 
@@ -350,12 +380,19 @@ def _root_page(
     video: SampleVideo, mode: int, state: dict[str, Any]
 ) -> tuple[list[Reply], dict[str, Any], bool]:
     """One page of root replies after the cursor `state`, the next cursor, and whether it ends."""
-    if mode == 2:  # time order, newest first; the cursor is the last rpid sent
-        after = state.get("Data", {}).get("cursor")
-        roots = [r for r in video.roots if after is None or r.rpid < after]
+    if mode == 2:  # time order, newest first; the cursor is the last (ctime, rpid) sent
+        data = state.get("Data", {})
+        after = data.get("cursor")
+        if after is None:
+            roots = video.roots
+        elif "ctime" in data:
+            roots = [r for r in video.roots if (r.ctime, r.rpid) < (data["ctime"], after)]
+        else:  # a cursor of an older server version
+            roots = [r for r in video.roots if r.rpid < after]
         page = roots[:PAGE_SIZE]
-        last = page[-1].rpid if page else 0
-        return page, {"type": 3, "direction": 1, "Data": {"cursor": last}}, len(roots) <= PAGE_SIZE
+        last = page[-1] if page else None
+        cursor = {"cursor": last.rpid if last else 0, "ctime": last.ctime if last else 0}
+        return page, {"type": 3, "direction": 1, "Data": cursor}, len(roots) <= PAGE_SIZE
     pn = int(state.get("data", {}).get("pn", 1))  # hot: by likes; the cursor is a page number
     roots = sorted(video.roots, key=lambda r: (-r.like, -r.rpid))
     page = roots[(pn - 1) * PAGE_SIZE : pn * PAGE_SIZE]
@@ -429,6 +466,8 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 def _faulty(kind: str, answer: _Answer) -> _Answer:
+    if kind in ("softblock", "badreply"):
+        return _json_fault(kind, answer)
     if kind == "http412":
         return _Answer(412, _BLOCKED_PAGE.encode(), "text/html; charset=utf-8")
     if kind in ("http429", "http500", "http404"):
@@ -439,6 +478,28 @@ def _faulty(kind: str, answer: _Answer) -> _Answer:
         page = "<html><body>网络繁忙</body></html>".encode()
         return _Answer(200, page, "text/html; charset=utf-8")
     return _api(int(kind.removeprefix("code:")), "本地服务器注入的错误")
+
+
+def _json_fault(kind: str, answer: _Answer) -> _Answer:
+    """A well-formed JSON answer that says less (softblock) or holds a broken reply (badreply)."""
+    payload = json.loads(answer.body)
+    data = payload.get("data")
+    if not isinstance(data, dict):
+        return answer  # an error answer stays as it is
+    if kind == "softblock":
+        cursor = data.get("cursor") or {}
+        cursor.update({"is_end": False, "pagination_reply": None, "next": 0})
+        data.update({"cursor": cursor, "replies": None, "top_replies": None})
+    else:
+        replies = data.get("replies") or []
+        with_emotes = [r for r in replies if (r.get("content") or {}).get("emote")]
+        if with_emotes:
+            for info in with_emotes[0]["content"]["emote"].values():
+                info.pop("package_id", None)
+        elif replies:
+            replies[0].pop("content", None)
+    return _Answer(answer.status, json.dumps(payload, ensure_ascii=False).encode(),
+                   answer.content_type)
 
 
 @contextmanager

@@ -27,7 +27,7 @@ from emopulse.warehouse import (
     upsert_emotes,
 )
 from emopulse.warehouse.migrations import MIGRATIONS
-from emopulse.warehouse.schema import ADDED_COLUMNS, CRAWL_TABLES
+from emopulse.warehouse.schema import ADDED_COLUMNS, CRAWL_TABLES, HARDENING_COLUMNS
 from wh_builders import count, make_comment, make_page
 
 
@@ -37,22 +37,26 @@ def columns(con, name: str) -> list[str]:
     return [c for (c,) in rows]
 
 
-def test_migration_2_brings_a_database_of_issue_2_to_the_same_schema(tmp_path) -> None:
+def test_migrations_2_and_4_bring_a_database_of_issue_2_to_the_same_schema(tmp_path) -> None:
     con = duckdb.connect(str(tmp_path / "old.duckdb"))
     migrate(con)
-    for name, added in ADDED_COLUMNS.items():  # as a database made before issue 3 was
+    for name, added in HARDENING_COLUMNS.items():  # as a database made before issue 8 was
+        for column in added:
+            con.execute(f'ALTER TABLE {name} DROP COLUMN "{column}"')
+    for name, added in ADDED_COLUMNS.items():  # ...and before issue 3
         for column in added:
             con.execute(f'ALTER TABLE {name} DROP COLUMN "{column}"')
     for spec in CRAWL_TABLES:
         con.execute(f"DROP TABLE {spec.name}")
-    con.execute("DELETE FROM schema_version WHERE version = 2")
+    con.execute("DELETE FROM schema_version WHERE version IN (2, 4)")
     con.execute("INSERT INTO crawl_state (bvid, listing, cursor, is_end) VALUES ('BV1', 'main', "
                 "'c', false)")
-    assert migrate(con) == [2] and migrate(con) == []
+    assert migrate(con) == [2, 4] and migrate(con) == []
     for name in (*ADDED_COLUMNS, *(s.name for s in CRAWL_TABLES)):
         assert columns(con, name) == list(TABLES[name].columns), name
-    assert con.execute("SELECT cursor, total FROM crawl_state").fetchall() == [("c", None)]
-    assert 2 in {m.version for m in MIGRATIONS}
+    assert con.execute("SELECT cursor, total, full_pass_at FROM crawl_state").fetchall() == [
+        ("c", None, None)]
+    assert {2, 4} <= {m.version for m in MIGRATIONS}
 
 
 def test_a_pass_records_its_start_total_head_and_floor(wh: Warehouse) -> None:
