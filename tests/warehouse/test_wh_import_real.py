@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import pytest
@@ -33,7 +32,6 @@ def load(wh: Warehouse, name: str) -> None:
 
 
 def test_seed_and_xycode_files_import_clean_and_publish(wh: Warehouse, home: Path) -> None:
-    start = time.perf_counter()
     for name in ("riderich/cleaned_combined.csv", "xycode_comments.csv"):
         load(wh, name)
     counts = {t: count(wh, t) for t in ("comments", "comment_emotes", "videos", "emotes")}
@@ -58,4 +56,3 @@ def test_seed_and_xycode_files_import_clean_and_publish(wh: Warehouse, home: Pat
     publish_snapshots(wh, home)
     df = query(home, "SELECT count(*) AS n FROM emoji_training_set")
     assert int(df.n[0]) == stats.training_rows
-    assert time.perf_counter() - start < 15
