@@ -73,6 +73,14 @@ def command(fn: F) -> F:
         except (WarehouseError, CrawlerError, FileNotFoundError, LookupError, ValueError) as exc:
             _console(stderr=True).print(f"[red]error:[/] {exc}")
             raise typer.Exit(1) from None
+        except Exception as exc:
+            import duckdb  # loaded by every command that could raise it
+
+            if not isinstance(exc, duckdb.Error):
+                raise
+            first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            _console(stderr=True).print(f"[red]error:[/] {type(exc).__name__}: {first}")
+            raise typer.Exit(1) from None
 
     return wrapper  # type: ignore[return-value]
 

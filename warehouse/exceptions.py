@@ -3,7 +3,8 @@
 WarehouseError
 ├── WarehouseBusy        another process holds the writer's lock
 ├── SnapshotMissing      no snapshot has been published yet: nothing to read
-└── ReadOnlyViolation    a statement other than SELECT/EXPLAIN sent to the read API
+└── ReadOnlyViolation    the read API refused SQL: anything but one SELECT query (or a plain
+                         EXPLAIN of one), a refused function, or a file outside the snapshots
 """
 
 from __future__ import annotations
@@ -30,4 +31,4 @@ class SnapshotMissing(WarehouseError):
 
 
 class ReadOnlyViolation(WarehouseError):
-    """The read API refused a statement that could change something."""
+    """The read API refused SQL that is not a single read-only query; the message names what."""

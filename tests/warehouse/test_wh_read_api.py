@@ -41,9 +41,9 @@ def test_sql_works_while_another_process_writes(published: Path, holder) -> None
 
 
 def test_files_outside_the_snapshots_are_refused(published: Path, tmp_path: Path) -> None:
-    with pytest.raises(duckdb.PermissionException):
+    with pytest.raises(ReadOnlyViolation, match="only files under"):
         query(published, "SELECT * FROM read_csv('/etc/passwd')")
-    with pytest.raises(duckdb.Error):
+    with pytest.raises(ReadOnlyViolation, match="only files under"):
         query(published, f"SELECT * FROM '{published / 'warehouse.duckdb'}'")
     con = open_catalog(published)
     with pytest.raises(duckdb.Error, match="locked"):
@@ -65,7 +65,8 @@ def test_only_reading_statements_run(published: Path) -> None:
     ]:
         with pytest.raises(ReadOnlyViolation):
             query(published, sql)
-    assert query(published, "SELECT 1 AS a; SELECT 2 AS b").to_dict("records") == [{"b": 2}]
+    with pytest.raises(ReadOnlyViolation, match="2 statements"):
+        query(published, "SELECT 1 AS a; SELECT 2 AS b")
 
 
 def test_formats(published: Path) -> None:
