@@ -3,11 +3,19 @@ trend windows. The CLI calls them directly; the inbox flow (`inbox.py`) wraps `p
 
 Each holds the warehouse for its own duration, brings the windows up to date for the days it
 touched, and publishes snapshots of what it changed on the way out (`steps.writer`).
+
+Windows never stay stale after a crash: the publication days a load touched are written to a
+marker beside the database (`warehouse.duckdb.windows-pending.json`) before the load commits,
+and the marker is removed only once the windows of those days are refreshed. Whichever post
+command refreshes windows next (the next inbox pass, an import, `emopulse windows`) refreshes the
+pending days too.
 """
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 import shutil
 import time
 from collections.abc import Callable, Iterable
@@ -26,11 +34,13 @@ from .steps import writer
 
 __all__ = [
     "InboxSummary",
+    "PendingWindowsError",
     "PostImportSummary",
     "cluster_images",
     "import_posts",
     "inbox_dir",
     "pending_inbox_files",
+    "pending_windows_path",
     "process_inbox",
     "rebuild_windows",
 ]
@@ -85,18 +95,86 @@ def _files(kind: Kind, paths: Iterable[Path]) -> list[Path]:
     return out
 
 
-def _import_file(wh: Warehouse, read: Callable[[Path], PostBatch], path: Path) -> tuple[PostImportSummary, set[date]]:
-    """Read and load one file; any failure of the file is returned, never raised."""
+class PendingWindowsError(RuntimeError):
+    """The marker of windows still to refresh could not be written: nothing was committed."""
+
+
+def pending_windows_path(settings: Settings) -> Path:
+    """`warehouse.duckdb.windows-pending.json`: days whose windows a command has yet to refresh."""
+    return settings.database.with_name(settings.database.name + ".windows-pending.json")
+
+
+def _read_pending(path: Path) -> set[date] | None:
+    """The days left to refresh (empty: none); None for every window (or an unreadable marker)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return set()
+    try:
+        days = json.loads(text)["days"]
+        return None if days is None else {date.fromisoformat(d) for d in days}
+    except (ValueError, KeyError, TypeError):
+        log.warning("%s is unreadable: every window will be rebuilt", path)
+        return None
+
+
+def _write_pending(path: Path, days: set[date] | None) -> None:
+    """Record `days` (None: every window) atomically and durably, or raise `PendingWindowsError`."""
+    text = json.dumps({"days": None if days is None else sorted(d.isoformat() for d in days)})
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        with open(tmp, "w", encoding="utf-8") as out:
+            out.write(text)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(tmp, path)
+    except OSError as exc:
+        raise PendingWindowsError(f"cannot record the windows to refresh in {path}: {exc}") from exc
+
+
+class _Windows:
+    """The days whose windows the running command must refresh, mirrored in the marker file;
+    it starts with the days a crashed or failed command left there."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.path = pending_windows_path(settings)
+        self.days: set[date] | None = _read_pending(self.path)  # None: every window
+
+    def add(self, days: Iterable[date]) -> None:
+        """Call inside the transaction that loads posts of `days`, before it commits."""
+        if self.days is None:
+            return
+        new = set(days) - self.days
+        if new:
+            _write_pending(self.path, self.days | new)
+            self.days |= new
+
+    def refresh(self, wh: Warehouse) -> dict[str, Any] | None:
+        """Refresh the pending days (every window when None), then remove the marker."""
+        windows = None
+        if self.days is None or self.days:
+            windows = asdict(refresh_windows(wh, self.days))
+        self.path.unlink(missing_ok=True)
+        self.days = set()
+        return windows
+
+
+def _import_file(wh: Warehouse, read: Callable[[Path], PostBatch], path: Path,
+                 windows: _Windows) -> PostImportSummary:
+    """Read and load one file; any failure of the file is returned, never raised (a warehouse
+    failure or a marker that cannot be written is raised: the file is not to blame)."""
     summary = PostImportSummary(str(path))
     try:
         batch = read(path)
-        loaded = load_posts(wh, batch)
-    except WarehouseError:
+        with wh.transaction():
+            loaded = load_posts(wh, batch)
+            windows.add(loaded.days)
+    except (WarehouseError, PendingWindowsError):
         raise
     except Exception as exc:  # noqa: BLE001 - one bad file must not stop the others
         summary.error = str(exc) if isinstance(exc, (ValueError, OSError)) else f"{type(exc).__name__}: {exc}"
         log.error("%s", summary.error)
-        return summary, set()
+        return summary
     summary.layout, summary.rows = batch.layout, batch.rows
     summary.posts, summary.images, summary.metrics = loaded.posts, loaded.images, loaded.metrics
     summary.texts, summary.comments = loaded.texts, loaded.comments
@@ -105,7 +183,7 @@ def _import_file(wh: Warehouse, read: Callable[[Path], PostBatch], path: Path) -
     summary.dates, summary.notes = dict(batch.dates), list(batch.notes)
     for problem in batch.skipped[:10]:
         log.warning("rejected %s", problem)
-    return summary, set(loaded.days)
+    return summary
 
 
 def import_posts(settings: Settings, paths: Iterable[Path], *, kind: Kind,
@@ -116,14 +194,13 @@ def import_posts(settings: Settings, paths: Iterable[Path], *, kind: Kind,
     if not files:
         raise FileNotFoundError(f"no {kind} files found in {[str(p) for p in paths]}")
     read = _reader(kind, images_dir)
-    summaries, days = [], set()
+    summaries = []
     with writer(settings, f"import {kind}") as wh:
+        windows = _Windows(settings)
         for path in files:
-            summary, touched = _import_file(wh, read, path)
-            summaries.append(summary)
-            days |= touched
-        windows = refresh_windows(wh, days) if days else None
-    return {"files": [asdict(s) for s in summaries], "windows": asdict(windows) if windows else None}
+            summaries.append(_import_file(wh, read, path, windows))
+        refreshed = windows.refresh(wh)
+    return {"files": [asdict(s) for s in summaries], "windows": refreshed}
 
 
 # ----------------------------------------------------------------------------- the inbox
@@ -172,19 +249,22 @@ def _move(path: Path, folder: Path) -> Path:
 
 def process_inbox(settings: Settings, *, settle_s: float | None = None) -> InboxSummary:
     """Import every settled file in the inbox, moving each to `done/` (rejected rows listed in
-    `<name>.rejected.txt` beside it) or `failed/` (the reason in `<name>.reason.txt`)."""
+    `<name>.rejected.txt` beside it) or `failed/` (the reason in `<name>.reason.txt`), then
+    refresh the windows of the days loaded, and of any days an earlier pass left pending.
+
+    Raises `WarehouseBusy` (before touching any file) when another process is writing.
+    """
     folder = inbox_dir(settings)
     settle = settings.inbox_settle_s if settle_s is None else settle_s
     ready, waiting = pending_inbox_files(folder, settle)
     summary = InboxSummary(str(folder), waiting=[p.name for p in waiting])
-    if not ready:
+    if not ready and not pending_windows_path(settings).exists():
         return summary
     read = _reader("xhs", None)
-    days: set[date] = set()
     with writer(settings, "inbox") as wh:
+        windows = _Windows(settings)
         for path in ready:
-            result, touched = _import_file(wh, read, path)
-            days |= touched
+            result = _import_file(wh, read, path, windows)
             stamp = datetime.now(UTC).isoformat(timespec="seconds")
             if result.error:
                 moved = _move(path, folder / "failed")
@@ -200,8 +280,7 @@ def process_inbox(settings: Settings, *, settle_s: float | None = None) -> Inbox
                 summary.done.append(path.name)
             result.path = str(moved)
             summary.imports.append(asdict(result))
-        if days:
-            summary.windows = asdict(refresh_windows(wh, days))
+        summary.windows = windows.refresh(wh)
     return summary
 
 
@@ -234,15 +313,19 @@ def cluster_images(settings: Settings, *, k: int | None = None, seed: int = 0,
                              f"{len(keys)} (import MediaCrawler files with their images/ folder, or lower --k)")
         previous = read_clusters(wh, ENCODER_NAME)
         clustering = cluster_stably(embeddings, k, previous=previous, seed=seed)
-        save_clusters(wh, ENCODER_NAME, clustering.ids.tolist(), clustering.centroids, clustering.sizes().tolist())
-        days = set_categories(wh, keys, clustering.labels.tolist(), cluster_source(ENCODER_NAME))
-        windows = refresh_windows(wh, days) if days else None
+        pending = _Windows(settings)
+        with wh.transaction():
+            save_clusters(wh, ENCODER_NAME, clustering.ids.tolist(), clustering.centroids, clustering.sizes().tolist())
+            pending.add(set_categories(wh, keys, clustering.labels.tolist(), cluster_source(ENCODER_NAME)))
+        windows = pending.refresh(wh)
     return {"encoder": ENCODER_NAME, "embedded": len(todo) - len(unreadable), "unreadable": len(unreadable),
             "images": len(keys), "k": k, "kept_ids": previous is not None,
-            "windows": asdict(windows) if windows else None}
+            "windows": windows}
 
 
 def rebuild_windows(settings: Settings) -> dict[str, Any]:
-    """Recompute `daily_category_stats` and `trend_windows` from scratch."""
+    """Recompute `daily_category_stats` and `trend_windows` from scratch (no day left pending)."""
     with writer(settings, "windows") as wh:
-        return asdict(refresh_windows(wh))
+        windows = _Windows(settings)
+        windows.days = None
+        return windows.refresh(wh) or {}

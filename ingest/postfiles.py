@@ -96,30 +96,40 @@ def _skip_space(text: str, pos: int) -> int:
 def _array_records(
     path: Path, text: str, skipped: list[RowError]
 ) -> Iterator[tuple[int, Any]]:
+    """The records of a JSON array; `PostFileError` when the array is cut short or broken (a
+    half-read file is never loaded as if it were whole)."""
     decoder = json.JSONDecoder()
     pos = _skip_space(text, text.index("[") + 1)
     if pos < len(text) and text[pos] == "]":
         return
+    records: list[tuple[int, Any]] = []
+
+    def broken(at: int, why: str) -> PostFileError:
+        return PostFileError(
+            f"{path}:{_line_of(text, at)}: {why} after {len(records)} complete "
+            f"record{'' if len(records) == 1 else 's'}; nothing "
+            "imported (a file still being written or cut short in copying? drop the whole file "
+            "again)"
+        )
+
     while pos < len(text):
         try:
             value, end = decoder.raw_decode(text, pos)
         except json.JSONDecodeError as exc:
-            skipped.append(
-                RowError(str(path), _line_of(text, exc.pos), f"invalid JSON ({exc.msg}); the rest "
-                         "of the file was not read")
-            )
-            return
-        yield _line_of(text, pos), value
+            cut = exc.pos >= len(text.rstrip()) or exc.msg.startswith("Unterminated string")
+            raise broken(exc.pos, "JSON array cut short" if cut else f"invalid JSON ({exc.msg})") from None
+        records.append((_line_of(text, pos), value))
         pos = _skip_space(text, end)
         if pos < len(text) and text[pos] == ",":
             pos = _skip_space(text, pos + 1)
         elif pos < len(text) and text[pos] == "]":
+            if _skip_space(text, pos + 1) < len(text):
+                raise broken(pos + 1, "text after the end of the JSON array")
+            yield from records
             return
-        else:
-            skipped.append(RowError(str(path), _line_of(text, pos), "invalid JSON: expected ',' or "
-                                    "']' after a record; the rest of the file was not read"))
-            return
-    skipped.append(RowError(str(path), _line_of(text, pos), "JSON array not closed (file cut short?)"))
+        elif pos < len(text):
+            raise broken(pos, "invalid JSON: expected ',' or ']' after a record")
+    raise broken(len(text), "JSON array not closed (cut short)")
 
 
 def _lines_records(path: Path, text: str, skipped: list[RowError]) -> Iterator[tuple[int, Any]]:
@@ -135,8 +145,9 @@ def _lines_records(path: Path, text: str, skipped: list[RowError]) -> Iterator[t
 def json_records(path: Path, text: str, skipped: list[RowError]) -> Iterator[tuple[int, Any]]:
     """(line, value) of each record of a JSON array, a JSON Lines file or a single object.
 
-    A file that is not JSON at all raises `PostFileError`; a record that breaks part-way is
-    reported in `skipped` and the records before it are kept.
+    A file that is not JSON at all, or a JSON array cut short or broken, raises `PostFileError`
+    (nothing of it is kept); in JSON Lines a line that is not JSON is reported in `skipped` and
+    the other lines are kept.
     """
     start = _skip_space(text, 0)
     first = text[start : start + 1]

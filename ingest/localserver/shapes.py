@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from typing import Any
 
@@ -13,10 +14,12 @@ from .emotes import (
 )
 
 __all__ = [
-    "PREVIEW", "emote_json", "member_package_json", "package_json", "reply_json", "video_json",
+    "PREVIEW", "emote_json", "member_json", "member_package_json", "mid_of", "package_json",
+    "reply_json", "video_json",
 ]
 
 PREVIEW = 3  # sub-replies shown inline under a root reply
+_MENTION = re.compile(r"@([^\s@\[\]【】，,。!！?？:：()（）]+)")
 
 
 def emote_json(emote: CatalogEmote, base: str) -> dict[str, Any]:
@@ -62,14 +65,45 @@ def member_package_json(base: str) -> dict[str, Any]:
     }
 
 
+def mid_of(uname: str) -> int:
+    """The `mid` the dataset gives a user name (commenters and @-mentioned users alike)."""
+    return stable_hash(f"mid:{uname}") % 10**9 + 1
+
+
+def member_json(mid: int, uname: str, base: str) -> dict[str, Any]:
+    """A user as a reply's `member` (and each `content.members` entry) describes them: the
+    profile fields a real answer carries (avatar, signature, pendant, medal, ...), derived."""
+    h = stable_hash(f"member:{mid}")
+    return {
+        "mid": str(mid),
+        "uname": uname,
+        "sex": ("男", "女", "保密")[h % 3],
+        "sign": f"{uname}的个性签名 #{h % 10_000}" if h % 3 else "",
+        "avatar": f"{base}/bfs/face/{h:016x}.jpg",
+        "rank": "10000",
+        "level_info": {"current_level": mid % 7},
+        "pendant": {"pid": 0, "name": "", "image": ""},
+        "nameplate": {"nid": 0, "name": "", "image": "", "level": ""},
+        "official_verify": {"type": -1, "desc": ""},
+        "vip": {"vipType": 0, "vipStatus": 0, "nickname_color": ""},
+        "fans_detail": {"uid": mid, "medal_id": 1000 + h % 7, "medal_name": "样本团", "level": 3}
+        if h % 4 == 0 else None,
+    }
+
+
 def _content(message: str, base: str) -> dict[str, Any]:
     known = all_emotes()
     used = {t: emote_json(known[t], base) for t in extract_tokens(message) if t in known}
+    mentioned = list(dict.fromkeys(_MENTION.findall(message)))
     content: dict[str, Any] = {
-        "message": message, "plat": 0, "device": "", "members": [], "jump_url": {}, "max_line": 6,
+        "message": message, "plat": 0, "device": "",
+        "members": [member_json(mid_of(name), name, base) for name in mentioned],
+        "jump_url": {}, "max_line": 6,
     }
     if used:
         content["emote"] = used
+    if mentioned:
+        content["at_name_to_mid"] = {name: mid_of(name) for name in mentioned}
     return content
 
 
@@ -93,15 +127,7 @@ def reply_json(reply: Reply, base: str) -> dict[str, Any]:
         "root_str": str(reply.root),
         "parent_str": str(reply.parent),
         "mid_str": str(reply.mid),
-        "member": {
-            "mid": str(reply.mid),
-            "uname": reply.uname,
-            "sex": "保密",
-            "sign": "",
-            "avatar": f"{base}/bfs/face/member/noface.jpg",
-            "level_info": {"current_level": reply.mid % 7},
-            "vip": {"vipType": 0, "vipStatus": 0},
-        },
+        "member": member_json(reply.mid, reply.uname, base),
         "content": _content(reply.message, base),
         "replies": preview or None,
         "reply_control": {

@@ -101,6 +101,31 @@ def test_unreadable_files_are_refused_as_a_whole(tmp_path: Path, name: str, cont
     assert str(path) in str(info.value)
 
 
+@pytest.mark.parametrize(
+    ("cut", "message", "complete"),
+    [
+        (lambda t: t[: t.index("6612057b000000001a00ce46")], "JSON array cut short", 2),
+        (lambda t: t[: t.rindex("{")], "not closed", 2),
+        (lambda t: t.rstrip()[:-1], "not closed", 3),
+        (lambda t: t.replace('"6612057b000000001a00ce45",', '"6612057b000000001a00ce45" oops', 1),
+         "invalid JSON", 1),
+        (lambda t: t + "\n[]", "text after the end", 3),
+    ],
+    ids=["inside-a-record", "after-a-comma", "no-closing-bracket", "broken-in-the-middle", "trailing-text"],
+)
+def test_a_truncated_or_broken_json_array_is_refused_whole(tmp_path: Path, cut, message: str, complete: int) -> None:
+    whole = write_json_array(tmp_path / "whole.json",
+                             [note(), note("6612057b000000001a00ce45"), note("6612057b000000001a00ce46")])
+    path = tmp_path / "cut.json"
+    path.write_text(cut(whole.read_text(encoding="utf-8")), encoding="utf-8")
+    with pytest.raises(PostFileError, match=message) as info:
+        read_xhs(path)
+    text = str(info.value)
+    assert text.startswith(f"{path}:") and "nothing imported" in text
+    assert f"after {complete} complete record" in text
+    assert len(read_xhs(whole).posts) == 3
+
+
 def test_a_folder_lists_data_files_oldest_first(tmp_path: Path) -> None:
     new = write_json_array(tmp_path / "b.json", [note()])
     old = write_json_array(tmp_path / "sub" / "a.json", [note()])
