@@ -290,7 +290,8 @@ class _VideoCrawl:
 
     def run(self, target: Video | str) -> None:
         with self.crawl.locked() as wh:
-            state = listing_states(wh, self.bvid, ["main"]).get("main")
+            states = listing_states(wh, self.bvid, ["main", "hot"])
+            state = states.get("main")
             stored = stored_comments(wh, self.bvid)
             row = video_row(wh, self.bvid)
             unfinished = unfinished_threads(wh, self.bvid)
@@ -310,7 +311,10 @@ class _VideoCrawl:
             with self.crawl.locked() as wh:
                 mark_video(wh, self.bvid, "ok")
         plan = plan_pass(state, video.reply_count, since=options.since, options=options)
-        if isinstance(plan, str) and not unfinished:
+        # an incremental pass is complete only with its page by likes: one killed before that
+        # page was loaded left it pending, and it is read before anything else is decided
+        hot_pending = "hot" in states and not states["hot"]["is_end"]
+        if isinstance(plan, str) and not unfinished and not hot_pending:
             self.summary.up_to_date += 1
             self.summary.skipped[self.bvid] = plan
             return
@@ -329,8 +333,14 @@ class _VideoCrawl:
             if isinstance(plan, Pass):
                 self.skip_known, self.full = plan.skip_known, plan.full
                 self.summary.full_passes += plan.full
-                if self._main(plan) and plan.window.stop is not None:
+                if plan.window.stop is not None:  # pending until the hot page is loaded
+                    _status(self.crawl, self.bvid, "hot", "running",
+                            "waits for the pass over the listing", is_end=False)
+                    hot_pending = True
+                if self._main(plan) and hot_pending:
                     self._hot()
+            elif hot_pending:
+                self._hot()
         except _Stop:
             pass
 
@@ -420,7 +430,7 @@ class _VideoCrawl:
         try:
             page = hot_page(self.client, bvid=self.bvid, aid=self.aid)
         except SoftBlocked as exc:  # the pass itself is complete: only this extra page waits
-            _status(self.crawl, self.bvid, "hot", "blocked", f"soft-blocked: {exc}", is_end=True)
+            _status(self.crawl, self.bvid, "hot", "blocked", f"soft-blocked: {exc}")
             self.summary.errors.append(f"{self.bvid}: hot page blocked: {exc}")
             return
         if not page.error:

@@ -68,3 +68,12 @@ def main_state(settings: Settings, bvid: str) -> dict:
 
 def requests_to(server: LocalBilibili, path: str, since: int = 0) -> list:
     return [r for r in server.requests[since:] if r.path == path]
+
+
+SEARCH = "/x/web-interface/wbi/search/type"
+SESSION = (SPI, NAV)  # buvid cookies and WBI keys: asked for by any client that starts
+
+
+def asked_after(server: LocalBilibili, since: int) -> list[str]:
+    """The endpoints requested from index `since` on, in order, leaving out `SESSION` ones."""
+    return [r.path for r in server.requests[since:] if r.path not in SESSION]

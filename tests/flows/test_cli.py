@@ -54,7 +54,9 @@ def test_settings_from_env_and_toml(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     assert settings.crawl_backoff_s == 0.25  # from the toml file
     assert settings.home == tmp_path / "h"  # the command line wins over the file
     assert settings.database == tmp_path / "h" / "warehouse.duckdb"
-    assert "secret-cookie" not in repr(settings)
+    shown = [repr(settings), str(settings), settings.model_dump_json(), repr(settings.model_dump())]
+    assert not any("secret-cookie" in text for text in shown)  # however settings are printed
+    assert settings.bilibili_sessdata.get_secret_value() == "secret-cookie"  # yet it is read
 
 
 def test_read_bvids_lines_and_csv_with_bom(tmp_path: Path) -> None:

@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from pathlib import Path
 
+import duckdb
 import pytest
 from typer.testing import CliRunner
 
@@ -194,19 +196,88 @@ def test_unreadable_bodies_are_kept_retried_then_skipped_with_a_record(server, m
     assert set(comments_of(settings, video.bvid)["rpid"]) == all_of(server, SMALL)
 
 
+def text_columns_holding(con, relation: str, needle: str) -> list[str]:
+    """The columns of `relation` where some value, as text, holds `needle`: every column is
+    read as VARCHAR (JSON, lists and structs as their text), BLOBs as bytes."""
+    columns = [(name, kind) for name, kind, *_ in
+               con.execute(f"DESCRIBE SELECT * FROM {relation}").fetchall()]
+    tests = []
+    for name, kind in columns:
+        column = '"' + name.replace('"', '""') + '"'
+        text = f"hex({column})" if kind == "BLOB" else f"CAST({column} AS VARCHAR)"
+        needle_sql = "hex($needle::BLOB)" if kind == "BLOB" else "$needle"
+        tests.append(f"coalesce(bool_or(contains({text}, {needle_sql})), false)")
+    hits = con.execute(f"SELECT {', '.join(tests)} FROM {relation}",
+                       {"needle": needle}).fetchone()
+    return [name for (name, _), hit in zip(columns, hits) if hit]
+
+
+def stored_places_holding(home: Path, needle: str) -> tuple[list[str], list[Path]]:
+    """Where `needle` is stored under `home`: table columns of every DuckDB file (opened read-only),
+    columns of every Parquet file (read through DuckDB, not as compressed bytes), and every
+    other file as bytes (the logs). The places where it was found, and the files searched."""
+    found, searched = [], []
+    for path in sorted(p for p in home.rglob("*") if p.is_file()):
+        searched.append(path)
+        if path.suffix == ".duckdb":
+            with duckdb.connect(str(path), read_only=True) as con:
+                tables = con.execute("SELECT schema_name, table_name FROM duckdb_tables() "
+                                     "WHERE database_name = current_database()").fetchall()
+                for schema, name in tables:
+                    relation = f'"{schema}"."{name}"'
+                    found += [f"{path.name}:{name}.{c}"
+                              for c in text_columns_holding(con, relation, needle)]
+        elif path.suffix == ".parquet":
+            with duckdb.connect() as con:
+                relation = "read_parquet('{}')".format(str(path).replace("'", "''"))
+                found += [f"{path.relative_to(home)}:{c}"
+                          for c in text_columns_holding(con, relation, needle)]
+        elif needle.encode() in path.read_bytes():
+            found.append(str(path.relative_to(home)))
+    return found, searched
+
+
 def test_no_cookie_or_session_reaches_logs_raw_pages_or_snapshots(server, make_settings,
-                                                                  monkeypatch):
+                                                                  monkeypatch, capfd, caplog,
+                                                                  tmp_path):
     secret = "SESSDATA-very-secret-0123456789"
     monkeypatch.setenv("EMOPULSE_BILIBILI_SESSDATA", secret)
     settings = make_settings()
-    server.inject(Fault("code:-799", at=MAIN))
-    crawl(settings, bvids=[server.dataset.videos[TINY].bvid])
+    server.inject(Fault("code:-799", at=MAIN), Fault("truncated", at=REPLY))
+    with caplog.at_level("DEBUG"):
+        crawl(settings, bvids=[server.dataset.videos[TINY].bvid])
+    out, err = capfd.readouterr()
     assert requests_to(server, MAIN)[0].cookies["SESSDATA"] == secret  # it was used
     assert api_events(settings)  # and the -799 was logged
-    for path in Path(settings.home).rglob("*"):
-        if path.is_file():
-            data = path.read_bytes()
-            assert secret.encode() not in data, path
-            assert b"buvid3" not in data or path.suffix == ".parquet", path
+    for needle in (secret, "SESSDATA=", "buvid3="):  # the cookie, or any Cookie header
+        found, searched = stored_places_holding(settings.home, needle)
+        assert found == [], needle
+        assert needle not in out + err + caplog.text, needle
+    names = {p.name for p in searched}
+    assert {"warehouse.duckdb", "crawl.jsonl"} <= names  # the tables and the log were read
+    assert any(p.suffix == ".parquet" and "raw_pages" in p.parts for p in searched)
     assert not any("SESSDATA" in e["message"] for e in api_events(settings))
     assert os.environ["EMOPULSE_BILIBILI_SESSDATA"] == secret
+
+    # the search finds the secret wherever it would be stored: a scratch copy holding it
+    leaked = tmp_path / "leaked"
+    shutil.copytree(settings.home, leaked)
+    with duckdb.connect(str(leaked / "warehouse.duckdb")) as con:
+        con.execute("UPDATE raw_pages SET params = json_object('cookie', ?) WHERE page_id = "
+                    "(SELECT max(page_id) FROM raw_pages)", [secret])
+        con.execute("UPDATE comments SET message = message || ? WHERE rpid = "
+                    "(SELECT min(rpid) FROM comments)", [secret])
+        con.execute("CHECKPOINT")
+    snapshot = next(leaked.rglob("videos.parquet"))
+    with duckdb.connect() as con:
+        con.execute(f"COPY (SELECT * REPLACE (title || '{secret}' AS title) "
+                    f"FROM read_parquet('{snapshot}')) TO '{snapshot}' "
+                    "(FORMAT parquet, COMPRESSION zstd)")
+    with (leaked / "logs" / "crawl.jsonl").open("a", encoding="utf-8") as log:
+        log.write(json.dumps({"event": "api_error", "message": f"Cookie: SESSDATA={secret}"}))
+    found, _ = stored_places_holding(leaked, secret)
+    assert sorted(found) == sorted([
+        "warehouse.duckdb:raw_pages.params", "warehouse.duckdb:comments.message",
+        f"{snapshot.relative_to(leaked)}:title",
+        "logs/crawl.jsonl",
+    ])

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import textwrap
 import threading
+import time
 from datetime import timedelta
 
 from typer.testing import CliRunner
@@ -16,7 +17,7 @@ from emopulse.flows.cli import app
 from emopulse.flows.progress import Progress
 from emopulse.ingest import Pseudonymiser
 
-from crawlkit import MAIN, SMALL, TINY, comments_of, crawl, make_settings, server, table
+from crawlkit import MAIN, REPLY, SMALL, TINY, comments_of, crawl, make_settings, server, table
 
 __all__ = ["make_settings", "server"]  # fixtures
 
@@ -86,23 +87,48 @@ def test_progress_counts_per_video_and_overall():
 
 
 def test_concurrency_crawls_videos_at_once_with_the_same_result(server, make_settings):
+    """Two videos' comment requests are in flight at the same time (one is received by the
+    server before the other is answered), while request starts stay a throttle apart."""
     small, tiny = server.dataset.videos[SMALL], server.dataset.videos[TINY]
-    both = threading.Event()
+    throttle = 0.05
+    lock, overlapped = threading.Lock(), threading.Event()
+    starts: list[float] = []  # when each request reached the server
+    in_flight: dict[int, str] = {}  # request index -> oid, for comment requests not answered
+    overlaps: list[tuple[str, str]] = []  # (oid received, oid of one still in flight)
+    held: list[int] = []
 
-    def hold_small_until_tiny_asks(index, request, phase):
-        """The first page of one video waits until the other video's listing is asked for."""
-        if request.path == MAIN and phase == "received":
-            if request.params["oid"] == str(TINY):
-                both.set()
-            elif request.params["pagination_str"] == '{"offset":""}':
-                both.wait(timeout=10)
+    def watch_overlap(index, request, phase):
+        """Record overlapping comment requests; hold the first one until another video's
+        comment request arrives (bounded: serially, it never does)."""
+        comment = request.path in (MAIN, REPLY)
+        with lock:
+            if phase == "received":
+                starts.append(time.monotonic())
+            if not comment:
+                return
+            oid = request.params["oid"]
+            if phase == "answered":
+                in_flight.pop(index, None)
+                return
+            overlaps.extend((oid, other) for other in in_flight.values() if other != oid)
+            in_flight[index] = oid
+            hold = not held
+            if hold:
+                held.append(index)
+            if overlaps:
+                overlapped.set()
+        if hold:
+            overlapped.wait(timeout=5)
 
-    server.watch(hold_small_until_tiny_asks)
-    parallel = make_settings("parallel")
+    server.watch(watch_overlap)
+    parallel = make_settings("parallel", crawl_throttle_s=throttle)
     result = crawl(parallel, bvids=[small.bvid, tiny.bvid], concurrency=2)
-    assert both.is_set()  # one crawl was waiting while the other asked: they ran at once
-    assert result["videos"] == 2 and result["errors"] == []
     server.watchers.clear()
+    assert result["videos"] == 2 and result["errors"] == []
+    # one video's comment request arrived while the other video's was still unanswered
+    assert {(str(SMALL), str(TINY)), (str(TINY), str(SMALL))} & set(overlaps), overlaps
+    gaps = [later - earlier for earlier, later in zip(starts, starts[1:])]
+    assert len(gaps) > 15 and min(gaps) > throttle * 0.6, sorted(gaps)[:5]  # global throttle
 
     serial = make_settings("serial")
     crawl(serial, bvids=[small.bvid, tiny.bvid])

@@ -6,8 +6,8 @@ from __future__ import annotations
 from emopulse.ingest.window import day_start
 
 from crawlkit import (
-    MAIN, REPLY, SMALL, VIEW, comments_of, crawl, main_state, make_settings, requests_to, server,
-    table,
+    MAIN, REPLY, SEARCH, SMALL, VIEW, asked_after, comments_of, crawl, main_state, make_settings,
+    requests_to, server, table,
 )
 
 __all__ = ["make_settings", "server"]  # fixtures
@@ -32,8 +32,8 @@ def test_a_crawl_stores_every_comment_once_and_a_second_asks_for_nothing(server,
     before = len(server.requests)
     again = crawl(settings, bvids=[video.bvid])
     assert again["up_to_date"] == 1 and "up to date" in again["skipped"][video.bvid]
-    assert requests_to(server, MAIN, before) == [] and requests_to(server, REPLY, before) == []
-    assert len(requests_to(server, VIEW, before)) == 1  # the fresh reply count
+    assert again["pages"] == again["comments"] == 0
+    assert asked_after(server, before) == [VIEW]  # the fresh reply count, no comment page
 
 
 def test_a_later_pass_reads_only_new_comments_and_grown_threads(server, make_settings):
@@ -78,8 +78,11 @@ def test_since_keeps_comments_from_that_day_in_asia_shanghai(server, make_settin
     state = main_state(settings, video.bvid)
     assert (state["status"], state["is_end"], state["floor_ctime"]) == ("done", True, since)
 
-    crawl(settings, bvids=[video.bvid], since="2019-03-20")  # a narrower window: nothing to do
-    assert set(comments_of(settings, video.bvid)["rpid"]) >= roots
+    before, stored = len(server.requests), comments_of(settings, video.bvid)
+    narrower = crawl(settings, bvids=[video.bvid], since="2019-03-20")  # nothing to do
+    assert narrower["up_to_date"] == 1 and "up to date" in narrower["skipped"][video.bvid]
+    assert asked_after(server, before) == [VIEW]  # no comment page, no thread
+    assert comments_of(settings, video.bvid).equals(stored)
     crawl(settings, bvids=[video.bvid])  # without --since: the rest is read (a full pass)
     assert set(comments_of(settings, video.bvid)["rpid"]) == expected_rpids(server, SMALL)
     assert main_state(settings, video.bvid)["floor_ctime"] != since
@@ -150,7 +153,8 @@ def test_discovered_videos_keep_source_and_reply_count_and_skip_when_nothing_is_
 
     before = len(server.requests)
     again = crawl(settings, keywords=["av841124054"])
-    assert again["up_to_date"] == 1 and requests_to(server, MAIN, before) == []
+    assert again["up_to_date"] == 1 and again["pages"] == 0
+    assert set(asked_after(server, before)) == {SEARCH}  # search alone: no view, no comments
     server.add_reply(SMALL, "又来一条")
     before = len(server.requests)
     crawl(settings, keywords=["av841124054"])

@@ -163,17 +163,30 @@ def test_browser_headers_and_buvid_cookies(make_client):
     assert "buvid4=B4" in request.headers["Cookie"]
 
 
-def test_sessdata_is_sent_but_never_shown(make_client):
+def test_sessdata_is_sent_but_never_shown(make_client, caplog):
     secret = "SECRET-SESSDATA-0123"
-    fake = FakeApi([api(0, {}), api(-101, None, "账号未登录")])
-    client = make_client(transport=fake.transport, sessdata=secret)
-    _, raw = client.get_json(EP, {"oid": 1})
-    assert f"SESSDATA={secret}" in fake.requests[-1].headers["Cookie"]
-    assert secret not in repr(client) and "logged_in=True" in repr(client)
-    assert secret not in repr(raw)
-    with pytest.raises(NotLoggedIn) as caught:
-        client.get_json(EP)
-    assert secret not in str(caught.value) and secret not in repr(caught.value.raw)
+    fake = FakeApi([api(0, {}), api(-799, None, "请求过于频繁"), api(0, {}),
+                    api(-101, None, "账号未登录")])
+    heard: list[tuple[object, int, bool]] = []  # what `on_error` is told (the crawl logs it)
+    client = make_client(transport=fake.transport, sessdata=secret,
+                         on_error=lambda exc, attempt, retrying: heard.append((exc, attempt,
+                                                                               retrying)))
+    with caplog.at_level("DEBUG"):
+        _, raw = client.get_json(EP, {"oid": 1})
+        _, retried = client.get_json(EP, {"oid": 2})  # a -799 first: heard, then retried
+        with pytest.raises(NotLoggedIn) as caught:
+            client.get_json(EP)
+    assert all(f"SESSDATA={secret}" in r.headers["Cookie"] for r in fake.requests)  # sent
+    assert len(heard) == 2 and heard[0][0].code == -799  # the -799 and the -101
+    shown = [repr(client), repr(raw), repr(retried), str(caught.value), repr(caught.value),
+             repr(caught.value.raw), caplog.text]
+    for exc, *_ in heard:
+        shown += [str(exc), repr(exc), repr(getattr(exc, "raw", None)), repr(exc.args)]
+    for page in (raw, retried, caught.value.raw, *(e.raw for e, *_ in heard)):
+        shown += [page.endpoint, page.body, json.dumps(page.params, default=str)]
+    leaks = [text for text in shown if secret in text or "SESSDATA" in text]
+    assert leaks == []
+    assert "logged_in=True" in repr(client)
 
 
 def test_throttle_spaces_requests(make_client, sleeps):
