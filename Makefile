@@ -36,4 +36,4 @@ test: install-test
 	$(BIN)/python -m pytest -q
 
 clean:
-	rm -rf var .pytest_cache
+	chmod -R u+w var 2>/dev/null; rm -rf var .pytest_cache

@@ -14,6 +14,7 @@ from emopulse.ingest.client import BilibiliClient
 from emopulse.ingest.pseudonym import Pseudonymiser
 from emopulse.ingest.records import Video
 from emopulse.ingest.window import day_start
+from emopulse.warehouse.snapshots import PublishEvery
 
 from .settings import Settings
 
@@ -104,6 +105,9 @@ def crawl(
     with (client_for(settings) as client, writer(settings, "crawl") as wh,
           crawl_log_file(settings.home / "logs" / "crawl.jsonl")):
         run = Crawl(wh, client, options, show_progress=show_progress)
+        # readers see a long crawl: a snapshot every N committed pages or S seconds
+        run.on_committed = PublishEvery(settings.home, pages=settings.publish_every_pages,
+                                        seconds=settings.publish_every_s)
         run.check_cooldown()
         summary = CrawlSummary()
         targets: list[Video | str] = list(bvids)

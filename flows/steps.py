@@ -31,13 +31,20 @@ E5_SMALL = "multilingual-e5-small"  # the folder `emopulse models prepare` write
 @contextmanager
 def writer(settings: Settings, command: str) -> Iterator[Warehouse]:
     """The warehouse for one writing command; snapshots of what it changed are published on the
-    way out, also when the command fails after committing something."""
+    way out, also when the command fails after committing something (a crawl also publishes as
+    it goes: `crawl_step`). When the writer before it died unpublished (`kill -9`), everything
+    is published again, so readers catch up with what it committed."""
+    from emopulse.warehouse.snapshots import writer_finished, writer_started
+
     with Warehouse.open(settings.database, command=command) as wh:
+        writer_started(wh, settings.home)
         try:
             yield wh
         finally:
             if wh.changed and not wh.in_transaction:
                 publish_snapshots(wh, settings.home)
+            if not wh.changed:
+                writer_finished(settings.home)
 
 
 @dataclass
