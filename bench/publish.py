@@ -59,6 +59,10 @@ BUILD = [
     """INSERT INTO crawl_state (bvid, listing, cursor, is_end, pages, comments, status, updated_at)
        SELECT bvid, 'main', NULL, true, {per_video} // {per_page}, {per_video}, 'done', now()
        FROM videos""",
+    # a sub-reply thread for one comment in ten: crawl_state grows with the crawl, as for real
+    """INSERT INTO crawl_state (bvid, listing, cursor, is_end, pages, comments, status, updated_at)
+       SELECT bvid, 'reply:' || rpid, NULL, true, 1, 5, 'done', now() - INTERVAL 1 DAY
+       FROM comments WHERE rpid % 10 = 0""",
     """INSERT INTO raw_pages
        SELECT rpid // {per_page} AS page_id, '/x/v2/reply/wbi/main',
               json_object('oid', min(aid), 'next', rpid // {per_page}), now() - INTERVAL 1 DAY,

@@ -44,8 +44,8 @@ from emopulse.ingest.records import Comment, CommentPage, RawPage, Video
 from emopulse.ingest.window import Mark, Window
 from emopulse.warehouse import (
     Warehouse, land_raw_page, listing_states, load_comment_page, mark_video, record_video_sources,
-    rejected_note, set_listing_status, stored_comments, stored_versions, unfinished_threads,
-    upsert_videos, video_row,
+    rejected_note, set_listing_status, stored_comments, stored_versions, thread_sizes,
+    unfinished_threads, upsert_videos, video_row,
 )
 
 from .cooldown import CoolingDown, check_cooldown, cool_down
@@ -189,7 +189,8 @@ def plan_pass(state: dict[str, Any] | None, reply_count: int | None, *,
                         bool(state["skip_known"]), full=full)
     full_due = options.full_pass_s is not None and (
         _age_s(state.get("full_pass_at"), now) >= options.full_pass_s)
-    if head is None or older_part or options.full or full_due:
+    never_whole = head is None and state.get("full_pass_at") is None  # no complete pass yet
+    if never_whole or older_part or options.full or full_due:
         return Pass(None, Window(None, since), full=True)
     total = state["total"]
     stale = options.max_pass_age_s is not None and (
@@ -270,6 +271,10 @@ def _status(crawl: Crawl, bvid: str, listing: str, status: str, message: str,
             *, is_end: bool | None = None) -> None:
     with crawl.locked() as wh:
         set_listing_status(wh, bvid, listing, status, message, is_end=is_end)
+
+
+# a sub-reply thread that answered -404, 12002, -400 (or another terminal code): asked again later
+_GONE_THREAD = ("deleted", "comments_closed", "stopped")
 
 
 class _Stop(Exception):
@@ -410,6 +415,9 @@ class _VideoCrawl:
                  if not c.root and (c.rcount or 0) > previewed.get(c.rpid, 0)]
         with self.crawl.locked() as wh:
             states = listing_states(wh, self.bvid, (f"reply:{c.rpid}" for c in roots))
+            gone = [c.rpid for c in roots
+                    if states.get(f"reply:{c.rpid}", {}).get("status") in _GONE_THREAD]
+            sizes = thread_sizes(wh, self.bvid, gone)
         out = []
         for root in roots:
             state = states.get(f"reply:{root.rpid}")
@@ -417,11 +425,23 @@ class _VideoCrawl:
                 out.append((root, None))
             elif not state["is_end"]:
                 out.append((root, state["cursor"]))
+            elif state["status"] in _GONE_THREAD:  # asked again by a full pass or a re-check
+                have = sizes.get(root.rpid, 0)
+                if (root.rcount or 0) > have and self._recheck_due(state):
+                    out.append((root, str(max(have - 1, 0) // PAGE_SIZE + 1)))
             else:
                 had = state["total"] if state["total"] is not None else state["comments"]
                 if (root.rcount or 0) > had:  # grown since: read on from its last known page
                     out.append((root, str(max(had - 1, 0) // PAGE_SIZE + 1)))
         return out
+
+    def _recheck_due(self, state: dict[str, Any]) -> bool:
+        """A listing recorded gone is asked again: in a full pass, with --recheck, or once its
+        record is older than the re-check setting."""
+        options = self.crawl.options
+        return self.full or options.recheck or (
+            options.recheck_s is not None
+            and _age_s(state.get("updated_at"), datetime.now(UTC)) >= options.recheck_s)
 
     def _hot(self) -> None:
         """The busiest roots (the first page by likes) and their grown threads: old roots keep
@@ -449,6 +469,10 @@ class _VideoCrawl:
         except BadRequest as exc:  # the thread cannot be paged further
             _status(self.crawl, self.bvid, listing, "stopped", f"paging refused: {exc}",
                     is_end=True)
+        except SoftBlocked as exc:  # retries ran out: the thread stays open, the next run reads it
+            _status(self.crawl, self.bvid, listing, "blocked", f"soft-blocked after retries: {exc}")
+            self.summary.errors.append(f"{self.bvid} {listing}: blocked: {exc}")
+            log.warning("%s %s: soft-blocked: %s", self.bvid, listing, exc)
         except (NotFound, CommentsClosed) as exc:  # the thread is gone, not the video
             status = "deleted" if isinstance(exc, NotFound) else "comments_closed"
             _status(self.crawl, self.bvid, listing, status, str(exc), is_end=True)

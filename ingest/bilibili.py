@@ -4,8 +4,9 @@ Each yielded page carries its `RawPage`. A page that cannot be read (after the c
 is yielded with `error` set (raw kept): listings paged by number go on with the next page, the
 cursor listing stops there (its next cursor is in the unreadable page). One reply that cannot be
 read is skipped and named in the page's `rejected`; the rest of its page loads. A page of the
-cursor listing that is not its end but has no next cursor is a soft block (`SoftBlocked`,
-retried by the client, then raised), never the end. API errors (`errors.py`) are raised with
+cursor listing that is not its end but has no next cursor, and an empty page of a thread whose
+count says replies are there, are soft blocks (`SoftBlocked`, retried by the client, then
+raised), never the end. API errors (`errors.py`) are raised with
 `.raw`.
 """
 
@@ -167,7 +168,8 @@ def reply_pages(
     while True:
         params = {"type": 1, "oid": aid, "root": root, "ps": PAGE_SIZE, "pn": pn}
         read_page = partial(_read_replies, bvid=bvid)
-        raw, read, error = _fetch(client, REPLY, params, read_page)
+        raw, read, error = _fetch(client, REPLY, params, read_page,
+                                  check=partial(_check_thread, pn=pn, ps=PAGE_SIZE))
         if read is None:
             pn += 1
             yield CommentPage(raw=raw, bvid=bvid, aid=aid, listing=listing, cursor=str(pn),
@@ -282,6 +284,18 @@ def _check_listing(payload: dict[str, Any], raw: RawPage) -> None:
     if not _listing_goes_on(payload.get("data")):
         raise SoftBlocked(0, "the listing is not at its end, yet the page has no next cursor "
                           "and no replies: risk control (soft block)", raw.endpoint, raw=raw)
+
+
+def _check_thread(payload: dict[str, Any], raw: RawPage, *, pn: int, ps: int) -> None:
+    """Refuse an empty page of a sub-reply thread whose own count says replies are there."""
+    try:
+        data = payload["data"]
+        replies, count = data.get("replies"), int(data["page"]["count"])
+    except (KeyError, TypeError, ValueError, AttributeError):
+        return  # the reader names the shape problem
+    if not replies and count > (pn - 1) * ps:
+        raise SoftBlocked(0, f"page {pn} of a thread of {count} replies came back empty: risk "
+                          "control (soft block)", raw.endpoint, raw=raw)
 
 
 def _read_main(

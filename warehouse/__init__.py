@@ -13,6 +13,7 @@ from .crawling import (
     set_listing_status,
     stored_comments,
     stored_versions,
+    thread_sizes,
     unfinished_threads,
     video_row,
 )
@@ -91,6 +92,7 @@ __all__ = [
     "start_cooldown",
     "stored_comments",
     "stored_versions",
+    "thread_sizes",
     "unfinished_threads",
     "unknown_packages",
     "upsert_comments",

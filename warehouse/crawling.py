@@ -22,6 +22,7 @@ __all__ = [
     "set_listing_status",
     "stored_comments",
     "stored_versions",
+    "thread_sizes",
     "unfinished_threads",
     "video_row",
 ]
@@ -66,6 +67,22 @@ def stored_comments(wh_or_con: Con, bvid: str) -> int:
     """How many comments of the video the warehouse holds."""
     con = connection_of(wh_or_con)
     return con.execute("SELECT count(*) FROM comments WHERE bvid = ?", [bvid]).fetchall()[0][0]
+
+
+def thread_sizes(wh_or_con: Con, bvid: str, roots: Iterable[int]) -> dict[int, int]:
+    """How many sub-replies of each of these roots the warehouse holds (absent: none)."""
+    ids = pa.table({"root": pa.array(list(roots), pa.int64())})
+    if ids.num_rows == 0:
+        return {}
+    con = connection_of(wh_or_con)
+    con.register("_asked_roots", ids)
+    try:
+        rows = con.execute(
+            "SELECT root, count(*) FROM comments WHERE bvid = ? AND root IN "
+            "(SELECT root FROM _asked_roots) GROUP BY root", [bvid]).fetchall()
+    finally:
+        con.unregister("_asked_roots")
+    return dict(rows)
 
 
 def known_rpids(wh_or_con: Con, rpids: Iterable[int]) -> set[int]:

@@ -82,8 +82,12 @@ def _add_columns(con: duckdb.DuckDBPyConnection, added: dict[str, tuple[str, ...
 
 
 def _hardening(con: duckdb.DuckDBPyConnection) -> None:
-    """Issue 8: full passes (`crawl_state.full_pass`, `full_pass_at`)."""
+    """Issue 8: full passes (`crawl_state.full_pass`, `full_pass_at`). A main listing whose
+    last pass read it to its end counts that pass as its last full one, so upgrading does not
+    send every video through a full pass at once."""
     _add_columns(con, HARDENING_COLUMNS)
+    con.execute("UPDATE crawl_state SET full_pass_at = finished_at WHERE listing = 'main' "
+                "AND is_end AND floor_ctime IS NULL AND full_pass_at IS NULL")
 
 
 MIGRATIONS: tuple[Migration, ...] = (

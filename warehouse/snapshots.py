@@ -97,6 +97,9 @@ INCREMENTAL: dict[str, Incremental] = {
     "raw_pages": Incremental("landed_at"),  # append-only: every column is `keep` (schema)
     "comments": Incremental("crawled_at", key=("rpid",)),
     "comment_emotes": Incremental("crawled_at", key=("rpid",), via="comments"),
+    # one row per listing ever read (every sub-reply thread): grows with the crawl
+    "crawl_state": Incremental("updated_at", key=("bvid", "listing")),
+    "videos": Incremental("updated_at", key=("bvid",)),
 }
 
 
@@ -186,7 +189,7 @@ class PublishEvery:
             return None
         try:
             folder = publish_snapshots(wh, self.home)
-        except (OSError, duckdb.Error):
+        except Exception:  # noqa: BLE001 - a weeks-long crawl outlives a failed publish
             log.exception("publishing snapshots failed; trying again after %d pages or %.0f s",
                           self.pages, self.seconds)
             return None

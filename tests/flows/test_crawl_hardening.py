@@ -289,3 +289,59 @@ def test_a_good_answer_resets_the_streak(server, make_settings):
     server.inject(Fault("code:-799", at=MAIN, times=3))  # 3 in a row, then good answers
     result = crawl(settings, bvids=[tiny.bvid])
     assert result["errors"] == [] and stored(settings, tiny.bvid) == all_of(server, TINY)
+
+
+# -- threads: soft blocks and gone pages are never the thread's end --------------------------------
+
+
+def test_a_soft_blocked_thread_page_stays_open_and_the_next_run_reads_it(server, make_settings):
+    settings = make_settings(crawl_max_retries=2)
+    small = server.dataset.videos[SMALL]
+    server.inject(Fault("softblock", at=REPLY, times=3))  # the first thread, every attempt
+    result = crawl(settings, bvids=[small.bvid])
+    blocked = table(settings, f"SELECT listing, is_end FROM crawl_state WHERE bvid = '{small.bvid}'"
+                              " AND status = 'blocked'")
+    assert len(blocked) == 1 and blocked["listing"][0].startswith("reply:")
+    assert not bool(blocked["is_end"][0])
+    assert any("blocked" in e for e in result["errors"])
+    assert stored(settings, small.bvid) < all_of(server, SMALL)
+    crawl(settings, bvids=[small.bvid])  # the open thread is finished first
+    assert stored(settings, small.bvid) == all_of(server, SMALL)
+
+
+def test_one_soft_blocked_thread_page_is_retried_and_loses_nothing(server, make_settings):
+    settings = make_settings()
+    small = server.dataset.videos[SMALL]
+    server.inject(Fault("softblock", at=REPLY, times=1))
+    assert crawl(settings, bvids=[small.bvid])["errors"] == []
+    assert stored(settings, small.bvid) == all_of(server, SMALL)
+
+
+def test_a_404_on_a_later_page_of_a_thread_is_asked_again_by_a_full_pass(server, make_settings):
+    settings = make_settings()
+    small = server.dataset.videos[SMALL]
+    root = small.pinned.rpid  # its thread has 22 replies: two pages
+
+    def gone_on_page_two(index, request, phase):
+        if (phase == "answered" and request.path == REPLY and request.params.get("pn") == "1"
+                and request.params.get("root") == str(root)):
+            server.inject(Fault("code:-404", at=REPLY, times=1))
+
+    server.watch(gone_on_page_two)
+    crawl(settings, bvids=[small.bvid])
+    state = table(settings, f"SELECT status, is_end FROM crawl_state WHERE listing = 'reply:{root}'")
+    assert state["status"][0] == "deleted" and bool(state["is_end"][0])
+    assert len(all_of(server, SMALL) - stored(settings, small.bvid)) == 2
+    server.watchers.clear()
+    crawl(settings, bvids=[small.bvid], full=True)
+    assert stored(settings, small.bvid) == all_of(server, SMALL)
+
+
+def test_a_video_with_only_a_pinned_comment_is_up_to_date_on_the_next_run(server, make_settings):
+    settings = make_settings()
+    tiny = server.dataset.videos[TINY]
+    server.delete_replies(TINY, len(tiny.roots))
+    crawl(settings, bvids=[tiny.bvid])
+    mark = len(server.requests)
+    result = crawl(settings, bvids=[tiny.bvid])
+    assert result["up_to_date"] == 1 and requests_to(server, MAIN, mark) == []

@@ -148,3 +148,19 @@ def test_emote_images_and_packages_still_to_fetch(wh: Warehouse) -> None:
     assert count(wh, "emotes") == 4
     with pytest.raises(ValueError, match="either"):
         record_emote_image(wh, 1, path="p", error="e")
+
+
+def test_migration_4_counts_the_last_complete_pass_as_the_last_full_one(tmp_path) -> None:
+    con = duckdb.connect(str(tmp_path / "v3.duckdb"))
+    migrate(con)
+    for column in HARDENING_COLUMNS["crawl_state"]:  # as a database of issue 3 was
+        con.execute(f'ALTER TABLE crawl_state DROP COLUMN "{column}"')
+    con.execute("DELETE FROM schema_version WHERE version = 4")
+    con.execute("INSERT INTO crawl_state (bvid, listing, is_end, finished_at) VALUES "
+                "('BV1', 'main', true, TIMESTAMPTZ '2026-11-20 10:00:00+00'), "
+                "('BV2', 'main', false, NULL), "
+                "('BV1', 'reply:5', true, TIMESTAMPTZ '2026-11-20 10:00:00+00')")
+    assert migrate(con) == [4]
+    rows = con.execute("SELECT bvid, listing, full_pass_at IS NOT NULL FROM crawl_state "
+                       "ORDER BY bvid, listing").fetchall()
+    assert rows == [("BV1", "main", True), ("BV1", "reply:5", False), ("BV2", "main", False)]
