@@ -262,13 +262,16 @@ def test_no_cookie_or_session_reaches_logs_raw_pages_or_snapshots(server, make_s
     # the search finds the secret wherever it would be stored: a scratch copy holding it
     leaked = tmp_path / "leaked"
     shutil.copytree(settings.home, leaked)
+    for path in [leaked, *leaked.rglob("*")]:  # published files are read-only: a scratch copy isn't
+        path.chmod(path.stat().st_mode | 0o200)
     with duckdb.connect(str(leaked / "warehouse.duckdb")) as con:
         con.execute("UPDATE raw_pages SET params = json_object('cookie', ?) WHERE page_id = "
                     "(SELECT max(page_id) FROM raw_pages)", [secret])
         con.execute("UPDATE comments SET message = message || ? WHERE rpid = "
                     "(SELECT min(rpid) FROM comments)", [secret])
         con.execute("CHECKPOINT")
-    snapshot = next(leaked.rglob("videos.parquet"))
+    snapshot = next(p for p in leaked.rglob("*.parquet")
+                    if p.name == "videos.parquet" or p.parent.name == "videos")
     with duckdb.connect() as con:
         con.execute(f"COPY (SELECT * REPLACE (title || '{secret}' AS title) "
                     f"FROM read_parquet('{snapshot}')) TO '{snapshot}' "
