@@ -3,7 +3,7 @@ where videos were found, and the status a listing stopped with."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -69,53 +69,38 @@ def stored_comments(wh_or_con: Con, bvid: str) -> int:
     return con.execute("SELECT count(*) FROM comments WHERE bvid = ?", [bvid]).fetchall()[0][0]
 
 
+def _rows_for(wh_or_con: Con, ids: Iterable[int], sql: str,
+              params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+    """Run `sql`, in which `_asked(id)` is the table of `ids` (registered for the call)."""
+    asked = pa.table({"id": pa.array(list(ids), pa.int64())})
+    if asked.num_rows == 0:
+        return []
+    con = connection_of(wh_or_con)
+    con.register("_asked", asked)
+    try:
+        return con.execute(sql, list(params)).fetchall()
+    finally:
+        con.unregister("_asked")
+
+
 def thread_sizes(wh_or_con: Con, bvid: str, roots: Iterable[int]) -> dict[int, int]:
     """How many sub-replies of each of these roots the warehouse holds (absent: none)."""
-    ids = pa.table({"root": pa.array(list(roots), pa.int64())})
-    if ids.num_rows == 0:
-        return {}
-    con = connection_of(wh_or_con)
-    con.register("_asked_roots", ids)
-    try:
-        rows = con.execute(
-            "SELECT root, count(*) FROM comments WHERE bvid = ? AND root IN "
-            "(SELECT root FROM _asked_roots) GROUP BY root", [bvid]).fetchall()
-    finally:
-        con.unregister("_asked_roots")
-    return dict(rows)
+    return dict(_rows_for(wh_or_con, roots, "SELECT root, count(*) FROM comments WHERE bvid = ? "
+                          "AND root IN (SELECT id FROM _asked) GROUP BY root", [bvid]))
 
 
 def known_rpids(wh_or_con: Con, rpids: Iterable[int]) -> set[int]:
     """Which of these reply ids are stored already."""
-    ids = pa.table({"rpid": pa.array(list(rpids), pa.int64())})
-    if ids.num_rows == 0:
-        return set()
-    con = connection_of(wh_or_con)
-    con.register("_asked_rpids", ids)
-    try:
-        rows = con.execute(
-            "SELECT rpid FROM comments WHERE rpid IN (SELECT rpid FROM _asked_rpids)"
-        ).fetchall()
-    finally:
-        con.unregister("_asked_rpids")
+    rows = _rows_for(wh_or_con, rpids, "SELECT rpid FROM comments WHERE rpid IN "
+                     "(SELECT id FROM _asked)")
     return {rpid for (rpid,) in rows}
 
 
 def stored_versions(wh_or_con: Con, rpids: Iterable[int]) -> dict[int, tuple[Any, ...]]:
     """What the warehouse holds of these replies, by rpid: (message, likes, rcount), the values
     a pass compares to tell a changed comment from an unchanged one."""
-    ids = pa.table({"rpid": pa.array(list(rpids), pa.int64())})
-    if ids.num_rows == 0:
-        return {}
-    con = connection_of(wh_or_con)
-    con.register("_asked_versions", ids)
-    try:
-        rows = con.execute(
-            "SELECT rpid, message, likes, rcount FROM comments "
-            "WHERE rpid IN (SELECT rpid FROM _asked_versions)"
-        ).fetchall()
-    finally:
-        con.unregister("_asked_versions")
+    rows = _rows_for(wh_or_con, rpids, "SELECT rpid, message, likes, rcount FROM comments "
+                     "WHERE rpid IN (SELECT id FROM _asked)")
     return {rpid: tuple(rest) for rpid, *rest in rows}
 
 
