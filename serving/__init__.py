@@ -1,5 +1,6 @@
-"""emopulse.serving: ONNX export and parity checks, the model registry, ONNX Runtime sessions
-(CUDA when it really loads, else CPU) and batch scoring back into the warehouse.
+"""emopulse.serving: ONNX export of any trained model (parity checks, an int8 variant), the model
+registry, ONNX Runtime sessions (CUDA when it really loads, else CPU), a scorer per head, and
+scoring back into the warehouse's `predictions`. Nothing here knows a particular model.
 
 Names are re-exported lazily (PEP 562): importing the package loads neither torch nor onnxruntime.
 """
@@ -10,14 +11,17 @@ from importlib import import_module
 from typing import Any
 
 _EXPORTS = {
-    "OPSET": ".export", "ParityError": ".export", "check_parity": ".export",
-    "export_onnx": ".export", "export_text_model": ".export",
+    "OPSET": ".export", "ParityCheck": ".export", "ParityError": ".export", "check_parity": ".export",
+    "export_onnx": ".export", "parity_everywhere": ".export",
+    "quantize_int8": ".quantize", "quantization_quality": ".quantize",
     "Device": ".runtime", "ModelFileError": ".runtime", "ModelSession": ".runtime",
     "ProviderUnavailable": ".runtime", "open_session": ".runtime",
-    "ModelRecord": ".registry", "export_and_register": ".registry", "find_model": ".registry",
-    "model_dir": ".registry",
-    "sha256_file": ".registry", "verify_artifact": ".registry",
-    "EmojiScorer": ".score", "ScoreSummary": ".score", "prediction_rows": ".score", "score_comments": ".score",
+    "ArtifactMismatch": ".registry", "ModelRecord": ".registry", "export_and_register": ".registry",
+    "find_model": ".registry", "model_dir": ".registry", "sha256_file": ".registry",
+    "MultiLabelScorer": ".scorer", "RankingScorer": ".scorer", "RegressionScorer": ".scorer", "Scorer": ".scorer",
+    "Scores": ".scorer", "load_scorer": ".scorer",
+    "ScoreSummary": ".score", "score_comments": ".score", "score_entities": ".score", "score_model": ".score",
+    "score_posts": ".score",
     "PredictSummary": ".predict", "predict_csv": ".predict",
 }
 __all__ = sorted(_EXPORTS)

@@ -1,118 +1,148 @@
-"""Batch scoring with ONNX Runtime: texts → top-k emotes, and comments → rows of `predictions`.
+"""Scoring into the warehouse: entities a model has not scored yet → long rows of `predictions`.
 
-Scoring needs no torch: the tokenizer is numpy (or a transformers tokenizer) and the model runs in
-ONNX Runtime: input_ids and attention_mask in, one logit per emote out.
+`score_entities` is the one writer: any scorer, any entity kind, records built from a frame's
+rows; it scores in chunks (each chunk written at once, so a killed run keeps what it finished)
+with batches sorted by length. The readers (`emopulse.warehouse.unscored_comments` /
+`unscored_posts`) anti-join `predictions` on the model and the entity kind, so scoring again reads
+only entities that came since. `score_model` scores every entity kind a registered model names.
 """
 
 from __future__ import annotations
 
-import json
 import logging
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
 import pandas as pd
 
-from emopulse.training.data import read_comments
-from emopulse.training.encoders.tokenizers import Tokenizer, load_tokenizer
-from emopulse.warehouse import write_predictions
+from emopulse.warehouse import ENTITY_KINDS, unscored_comments, unscored_posts, write_predictions
 
-from .registry import ModelRecord, find_model, verify_artifact
-from .runtime import Device, ModelSession, open_session
+from .registry import ModelRecord, find_model
+from .runtime import Device
+from .scorer import DEFAULT_INT8_MAX_CHANGE, Scorer, Variant, load_scorer
 
 if TYPE_CHECKING:
     from emopulse.warehouse import Warehouse
 
-__all__ = ["EmojiScorer", "ScoreSummary", "prediction_rows", "score_comments"]
+__all__ = ["ScoreSummary", "score_comments", "score_entities", "score_model", "score_posts"]
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class EmojiScorer:
-    """A registered emote model ready to rank texts: session, tokenizer and label list."""
-
-    model_id: str
-    task: str
-    session: ModelSession
-    tokenizer: Tokenizer
-    labels: list[str]
-
-    @classmethod
-    def load(cls, record: ModelRecord, *, device: Device = "auto") -> EmojiScorer:
-        """Open the record's ONNX file (sha256 checked against the registry) and its preprocessing."""
-        session = open_session(verify_artifact(record, "onnx"), device=device)
-        tokenizer = load_tokenizer(verify_artifact(record, "tokenizer"))
-        labels_path = verify_artifact(record, "labels")
-        labels = json.loads(Path(labels_path).read_text(encoding="utf-8"))
-        width = session.session.get_outputs()[0].shape[-1]
-        if isinstance(width, int) and width != len(labels):
-            raise ValueError(f"{labels_path} lists {len(labels)} labels but {session.path} outputs {width}")
-        return cls(model_id=record.model_id, task=record.task, session=session, tokenizer=tokenizer,
-                   labels=list(labels))
-
-    def rank(self, texts: Sequence[str], *, k: int = 5,
-             batch_size: int = 64) -> tuple[np.ndarray, np.ndarray]:
-        """Top-k labels (object array [N, k]) and their softmax probabilities ([N, k]), best first.
-
-        Texts are batched by length, so padding stays short."""
-        k = min(k, len(self.labels))
-        order = np.argsort([len(t) if isinstance(t, str) else 0 for t in texts], kind="stable")
-        top = np.zeros((len(texts), k), dtype=np.int64)
-        probs = np.zeros((len(texts), k), dtype=np.float64)
-        for start in range(0, len(order), batch_size):
-            rows = order[start:start + batch_size]
-            ids, mask = self.tokenizer.encode([texts[i] for i in rows])
-            feeds = {"input_ids": ids, "attention_mask": mask}
-            logits = self.session.run(feeds, ["logits"])["logits"].astype(np.float64)
-            p = np.exp(logits - logits.max(axis=1, keepdims=True))
-            p /= p.sum(axis=1, keepdims=True)
-            best = np.argsort(-p, axis=1, kind="stable")[:, :k]
-            top[rows] = best
-            probs[rows] = np.take_along_axis(p, best, axis=1)
-        return np.asarray(self.labels, dtype=object)[top], probs
-
-
-def prediction_rows(scorer: EmojiScorer, comments: pd.DataFrame, *, k: int = 5, id_col: str = "rpid",
-                    text_col: str = "sentence", batch_size: int = 64) -> pd.DataFrame:
-    """Rows for `write_predictions` (model_id, task, entity_id, rank, label, score); comments whose
-    text is empty (nothing but emotes) are skipped."""
-    text = comments[text_col].fillna("").astype(str)
-    keep = (text.str.strip() != "").to_numpy()
-    labels, scores = scorer.rank(text[keep].tolist(), k=k, batch_size=batch_size)
-    n, k = labels.shape
-    return pd.DataFrame({
-        "model_id": scorer.model_id, "task": scorer.task,
-        "entity_id": np.repeat(comments.loc[keep, id_col].astype(str).to_numpy(), k),
-        "rank": np.tile(np.arange(1, k + 1, dtype=np.int32), n),
-        "label": labels.reshape(-1), "score": scores.reshape(-1)})
+CHUNK = 20_000
 
 
 @dataclass(frozen=True)
 class ScoreSummary:
-    """What a scoring run did: which model, on which ONNX Runtime provider, how many comments/rows."""
+    """What one scoring run did for one entity kind: `entities` read (not yet scored) and scored,
+    `rows` written, on which graph (`variant`) and provider."""
 
     model_id: str
+    task: str
+    variant: str
     provider: str
-    comments: int
+    entity_kind: str
+    entities: int
     rows: int
+    seconds: float
 
 
-def score_comments(wh: Warehouse, *, model: ModelRecord | str | None = None, task: str = "emoji",
-                   k: int = 5, batch_size: int = 64, device: Device = "auto") -> ScoreSummary:
-    """Score every comment with a model (a record, a model id, or None for the latest of `task`)
-    into `predictions`, k rows per comment with text."""
-    if not isinstance(model, ModelRecord):
-        model = find_model(wh, model_id=model, task=task)
-    scorer = EmojiScorer.load(model, device=device)
-    comments = read_comments(wh, columns=("rpid", "sentence"))
-    rows = prediction_rows(scorer, comments, k=k, batch_size=batch_size)
-    if not rows.empty:
-        write_predictions(wh, rows)
-    summary = ScoreSummary(model_id=scorer.model_id, provider=scorer.session.provider,
-                           comments=rows["entity_id"].nunique(), rows=len(rows))
-    log.info("model %s scored %d comments on %s", summary.model_id, summary.comments, summary.provider)
+def score_entities(wh: Warehouse, scorer: Scorer, *, entity_kind: str, frame: pd.DataFrame, id_col: str,
+                   record_fn: Callable[[Mapping[str, Any]], Any] | None = None, text_col: str | None = None,
+                   k: int = 5, batch_size: int = 64, chunk_size: int = CHUNK) -> ScoreSummary:
+    """Score every row of `frame` (the record: `record_fn(row)`, or the `text_col` value) and
+    write its rows into `predictions` as `entity_kind`, `id_col` the entity id."""
+    if entity_kind not in ENTITY_KINDS:
+        raise ValueError(f"unknown entity_kind {entity_kind!r}: one of {list(ENTITY_KINDS)}")
+    if (record_fn is None) == (text_col is None):
+        raise ValueError("give exactly one of record_fn and text_col")
+    started = time.perf_counter()
+    written = 0
+    for start in range(0, len(frame), chunk_size):
+        chunk = frame.iloc[start:start + chunk_size]
+        if text_col is not None:
+            records = chunk[text_col].fillna("").astype(str).tolist()
+        else:
+            records = [record_fn(row) for row in chunk.to_dict("records")]  # type: ignore[misc]
+        scores = scorer.predict(records, batch_size=batch_size)
+        rows = scorer.rows(chunk[id_col].tolist(), scores, k=k)
+        rows.insert(0, "entity_kind", entity_kind)
+        rows.insert(0, "model_id", scorer.model_id)
+        if not rows.empty:
+            write_predictions(wh, rows)
+        written += len(rows)
+    summary = ScoreSummary(model_id=scorer.model_id, task=scorer.task, variant=scorer.variant,
+                           provider=scorer.provider, entity_kind=entity_kind, entities=len(frame), rows=written,
+                           seconds=round(time.perf_counter() - started, 3))
+    log.info("model %s (%s on %s) scored %d %ss into %d rows", summary.model_id, summary.variant, summary.provider,
+             summary.entities, entity_kind, summary.rows)
     return summary
+
+
+def score_comments(wh: Warehouse, scorer: Scorer, *, k: int = 5, batch_size: int = 64,
+                   chunk_size: int = CHUNK) -> ScoreSummary:
+    """The comments with text that the model has not scored: their `sentence` (the message without
+    emote tokens, the text emote models train on; the preprocessor cleans it again, a no-op)."""
+    frame = unscored_comments(wh, scorer.model_id)
+    return score_entities(wh, scorer, entity_kind="comment", frame=frame, id_col="rpid", text_col="sentence",
+                          k=k, batch_size=batch_size, chunk_size=chunk_size)
+
+
+def _image_or_none(home: Path, local_path: Any) -> Path | None:
+    """The image file when it exists and opens (a broken image scores as a post without one)."""
+    if not isinstance(local_path, str) or not local_path:
+        return None
+    path = home / local_path
+    try:
+        from PIL import Image
+
+        with Image.open(path) as image:
+            image.verify()
+    except Exception:  # noqa: BLE001 - missing, truncated or not an image
+        log.warning("post image %s is not readable: scored without an image", path)
+        return None
+    return path
+
+
+def score_posts(wh: Warehouse, scorer: Scorer, *, k: int = 5, batch_size: int = 64,
+                chunk_size: int = CHUNK) -> ScoreSummary:
+    """The posts the model has not scored: `post_texts.text`, and for an image+text model the first
+    of the post's local images (`post_images`, by image_index)."""
+    kind = scorer.preprocessor.kind
+    if kind not in ("text", "image_text"):
+        raise ValueError(f"model {scorer.model_id} takes {kind!r} inputs: posts give text and images")
+    with_images = kind == "image_text"
+    frame = unscored_posts(wh, scorer.model_id, images=with_images)
+    if not with_images:
+        return score_entities(wh, scorer, entity_kind="post", frame=frame, id_col="post_id", text_col="text",
+                              k=k, batch_size=batch_size, chunk_size=chunk_size)
+    home = wh.home
+
+    def record(row: Mapping[str, Any]) -> dict[str, Any]:
+        text = row["text"] if isinstance(row["text"], str) else ""
+        return {"text": text, "image": _image_or_none(home, row["image_path"])}
+
+    return score_entities(wh, scorer, entity_kind="post", frame=frame, id_col="post_id", record_fn=record,
+                          k=k, batch_size=batch_size, chunk_size=chunk_size)
+
+
+READERS: dict[str, Callable[..., ScoreSummary]] = {"comment": score_comments, "post": score_posts}
+
+
+def score_model(wh: Warehouse, *, model: ModelRecord | str | None = None, task: str | None = None,
+                device: Device = "auto", variant: Variant = "auto",
+                int8_max_change: float = DEFAULT_INT8_MAX_CHANGE, k: int = 5, batch_size: int = 64,
+                chunk_size: int = CHUNK) -> list[ScoreSummary]:
+    """Score what a model (a record, an id (of `task`, when given), or the latest of `task`) has
+    not scored yet, for each entity kind it names (`params.entity_kinds`, default comments)."""
+    record = model if isinstance(model, ModelRecord) else find_model(wh, model_id=model, task=task)
+    scorer = load_scorer(record, device=device, variant=variant, int8_max_change=int8_max_change)
+    kinds = record.params.get("entity_kinds") or ["comment"]
+    out = []
+    for kind in kinds:
+        if kind not in READERS:
+            log.info("model %s names entity kind %r, which no warehouse table feeds: skipped", record.model_id, kind)
+            continue
+        out.append(READERS[kind](wh, scorer, k=k, batch_size=batch_size, chunk_size=chunk_size))
+    return out

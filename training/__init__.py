@@ -15,7 +15,7 @@ _EXPORTS = {
     "main_label": ".metrics", "majority_scores": ".metrics", "ranking_metrics": ".metrics",
     "top_k": ".metrics", "topk_accuracy": ".metrics",
     "load_checkpoint": ".checkpoint", "save_checkpoint": ".checkpoint",
-    "emote_comments": ".data", "read_comments": ".data", "read_emoji_training_set": ".data",
+    "emote_comments": ".data", "read_comments": ".data", "read_emoji_training_set": ".data", "read_emoji_comments": ".data",
     "eval_summary_markdown": ".report", "markdown_table": ".report",
     "balanced_sample": ".evaluation", "detailed_report": ".evaluation", "evaluate_ranking": ".evaluation",
     "majority_baseline": ".baselines", "tfidf_logreg_baseline": ".baselines",
@@ -23,8 +23,11 @@ _EXPORTS = {
     "HashedNgramTokenizer": ".encoders.tokenizers", "TextTokenizer": ".encoders.tokenizers",
     "load_tokenizer": ".encoders.tokenizers",
     "EmojiAlign": ".emoji_align.model", "EmojiAlignConfig": ".emoji_align.model", "EmoteRanker": ".emoji_align.model",
-    "TrainConfig": ".emoji_align.train", "TrainResult": ".emoji_align.train", "load_ranker": ".emoji_align.train",
+    "TrainConfig": ".emoji_align.train", "load_ranker": ".emoji_align.train",
     "profile_config": ".emoji_align.train", "train_emoji_align": ".emoji_align.train",
+    "TrainResult": ".result", "Head": ".result", "video_folds": ".splits",
+    "FeatureCache": ".features", "encoder_fingerprint": ".features", "text_features": ".features",
+    "image_features": ".features", "LoopConfig": ".loop", "fit": ".loop",
 }
 __all__ = sorted(_EXPORTS)
 

@@ -14,13 +14,19 @@ import pandas as pd
 
 from .metrics import main_label
 
-__all__ = ["emote_comments", "read_comments", "read_emoji_training_set", "read_emote_images"]
+__all__ = ["emote_comments", "read_comments", "read_emoji_comments", "read_emoji_training_set", "read_emote_images"]
 
 
 def read_emoji_training_set(source: Any) -> pd.DataFrame:
     """All rows of `emoji_training_set` (one per comment and emote); `source` is a `Warehouse` or a
     DuckDB connection."""
     return _con(source).sql("SELECT * FROM emoji_training_set ORDER BY rpid, emoji_alt").df()
+
+
+def read_emoji_comments(source: Any) -> pd.DataFrame:
+    """Every deduplicated (comment, emote) row with its rpid (`emoji_comments_keyed`): what
+    emoji training reads, choosing its labels per fold from the training videos itself."""
+    return _con(source).sql("SELECT * FROM emoji_comments_keyed ORDER BY rpid, emoji_alt").df()
 
 
 def read_comments(source: Any, *, columns: tuple[str, ...] = ("rpid", "bvid", "sentence")) -> pd.DataFrame:

@@ -17,7 +17,7 @@ import numpy as np
 from .metrics import ranking_metrics
 from .report import markdown_table
 
-__all__ = ["balanced_sample", "detailed_report", "evaluate_ranking", "results_table"]
+__all__ = ["balanced_sample", "detailed_report", "evaluate_ranking", "mean_sd", "results_table"]
 
 METRICS = ("top1_strict", "top1_any", "top5_strict", "top5_any")
 
@@ -31,11 +31,15 @@ def balanced_sample(main: Sequence[int], *, per_emote: int = 35, seed: int = 0) 
 
 
 def evaluate_ranking(scores: np.ndarray, *, main: Sequence[int], label_sets: Sequence[Sequence[int]],
-                     per_emote: int = 35, seed: int = 0) -> dict[str, Any]:
-    """{"natural": {top1_strict, ...}, "balanced": {...}, "n": rows, "n_balanced": rows sampled}."""
+                     per_emote: int = 35, seed: int = 0, strata: Sequence[Any] | None = None) -> dict[str, Any]:
+    """{"natural": {top1_strict, ...}, "balanced": {...}, "n": rows, "n_balanced": rows sampled}.
+
+    A `main` of -1 (a comment whose main emote the model has no label for) is a miss for every k;
+    the balanced sample draws up to `per_emote` rows per value of `strata` (default: `main`), so
+    comments of every main emote, known to the model or not, are sampled alike."""
     main = np.asarray(main, dtype=np.int64)
     natural = ranking_metrics(scores, main=main, label_sets=label_sets) if len(main) else {}
-    rows = balanced_sample(main, per_emote=per_emote, seed=seed)
+    rows = balanced_sample(main if strata is None else np.asarray(strata), per_emote=per_emote, seed=seed)
     balanced = ranking_metrics(scores[rows], main=main[rows], label_sets=[label_sets[i] for i in rows]) \
         if rows.size else {}
     return {"natural": natural, "balanced": balanced, "n": int(len(main)), "n_balanced": int(rows.size),
@@ -72,3 +76,11 @@ def results_table(results: Mapping[str, Mapping[str, Any]], *, part: str) -> lis
     """Markdown rows comparing models on `part` ("natural" or "balanced") of `evaluate_ranking`."""
     return markdown_table(["model", *METRICS],
                           [[name, *(result.get(part, {}).get(m) for m in METRICS)] for name, result in results.items()])
+
+
+def mean_sd(values: Sequence[float]) -> tuple[float, float]:
+    """Mean and sample standard deviation (ddof 1; 0 for a single value) of per-fold figures."""
+    arr = np.asarray([v for v in values if v is not None], dtype=np.float64)
+    if not arr.size:
+        return float("nan"), float("nan")
+    return float(arr.mean()), float(arr.std(ddof=1)) if arr.size > 1 else 0.0

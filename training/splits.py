@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-__all__ = ["Split", "split_by_comment", "split_by_group", "split_by_video"]
+__all__ = ["Split", "split_by_comment", "split_by_group", "split_by_video", "video_folds"]
 
 
 @dataclass(frozen=True)
@@ -118,6 +118,69 @@ def split_by_video(frame: pd.DataFrame, *, id_col: str = "rpid", video_col: str 
     return Split(parts=parts, seed=seed, method="by_video",
                  params={"test_frac": test_frac, "val_frac": val_frac,
                          "test_videos": list(videos.parts["test"])})
+
+
+def video_folds(frame: pd.DataFrame, *, id_col: str = "rpid", video_col: str = "bvid", k: int = 5,
+                val_frac: float = 0.15, seed: int = 0) -> list[Split]:
+    """K folds over whole videos, each a `Split` of comment ids into `train`, `val` and `test`.
+
+    * `test`: fold i's videos. Videos are dealt out largest first (ties in a seeded order) to the
+      fold with the fewest comments so far, so folds hold about as many comments each and every
+      video is the test of exactly one fold;
+    * `val`: whole videos drawn (seeded, per fold) from the other folds' videos, about `val_frac`
+      of their comments (at least one video; never a test video);
+    * `train`: the remaining videos' comments, and every comment without a video (those are
+      never in a test or a validation part).
+    """
+    if k < 2:
+        raise ValueError(f"need k >= 2 folds, not {k}")
+    pairs = frame[[id_col, video_col]].drop_duplicates(subset=[id_col])
+    has_video = ~pairs[video_col].map(_is_missing).to_numpy(bool)
+    video_of = pairs.loc[has_video, video_col].astype(str)
+    sizes = video_of.value_counts()
+    if len(sizes) < k + 1:
+        raise ValueError(f"{k} folds over whole videos need at least {k + 1} videos, found {len(sizes)}")
+    rng = np.random.default_rng(seed)
+    videos = [sizes.index[i] for i in rng.permutation(len(sizes))]
+    videos.sort(key=lambda v: -int(sizes[v]))  # stable: equal sizes keep the seeded order
+    fold_videos: list[list[str]] = [[] for _ in range(k)]
+    load = [0] * k
+    for video in videos:
+        target = min(range(k), key=lambda f: (load[f], f))
+        fold_videos[target].append(video)
+        load[target] += int(sizes[video])
+    ids = pairs[id_col].astype(str).to_numpy()
+    video_arr = np.where(has_video, pairs[video_col].astype(str).to_numpy(), None)
+    folds = []
+    for f in range(k):
+        test = set(fold_videos[f])
+        rest = sorted(set(sizes.index) - test)
+        val = _pick_videos(rest, sizes, share=val_frac, rng=np.random.default_rng([seed, f]))
+        part = np.array(["test" if v in test else "val" if v in val else "train" for v in video_arr], dtype=object)
+        parts = {name: tuple(sorted(ids[part == name])) for name in ("train", "val", "test")}
+        folds.append(Split(parts=parts, seed=seed, method="video_folds",
+                           params={"fold": f, "k": k, "val_frac": val_frac, "test_videos": sorted(test),
+                                   "val_videos": sorted(val)}))
+    return folds
+
+
+def _pick_videos(videos: list[str], sizes: pd.Series, *, share: float, rng: np.random.Generator) -> set[str]:
+    """Videos in a random order, taken while they do not overshoot `share` of their comments by
+    more than half; at least one (the smallest when all overshoot), never all of them."""
+    if len(videos) < 2 or share <= 0:
+        return set()
+    goal = share * sum(int(sizes[v]) for v in videos)
+    picked: list[str] = []
+    total = 0
+    for video in (videos[i] for i in rng.permutation(len(videos))):
+        if total >= goal or len(picked) == len(videos) - 1:
+            break
+        if total + int(sizes[video]) <= 1.5 * goal:
+            picked.append(video)
+            total += int(sizes[video])
+    if not picked:
+        picked = [min(videos, key=lambda v: (int(sizes[v]), v))]
+    return set(picked)
 
 
 def _is_missing(value: Any) -> bool:

@@ -38,14 +38,17 @@ from .merge import merge_rows
 from .migrations import migrate, schema_version
 from .posts import PostLoad, load_posts
 from .read import format_result, open_catalog, query
-from .registry import latest_model, register_model, write_predictions
-from .schema import EMOJI_COMMENTS_COLUMNS, PUBLISHED, TABLES, TableSpec
+from .registry import (
+    find_model_row, latest_model, register_model, unscored_comments, unscored_posts, write_predictions,
+)
+from .schema import EMOJI_COMMENTS_COLUMNS, ENTITY_KINDS, PUBLISHED, TABLES, TableSpec
 from .snapshots import catalog_path, current_version_dir, publish_snapshots
 from .writer import Warehouse
 from .windows import WindowRefresh, refresh_windows
 
 __all__ = [
     "EMOJI_COMMENTS_COLUMNS",
+    "ENTITY_KINDS",
     "OTHERS",
     "PUBLISHED",
     "TABLES",
@@ -65,6 +68,7 @@ __all__ = [
     "current_version_dir",
     "emotes_needing_images",
     "export_emoji_counts",
+    "find_model_row",
     "format_result",
     "known_rpids",
     "land_raw_page",
@@ -95,6 +99,8 @@ __all__ = [
     "thread_sizes",
     "unfinished_threads",
     "unknown_packages",
+    "unscored_comments",
+    "unscored_posts",
     "upsert_comments",
     "upsert_emotes",
     "upsert_videos",

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 import duckdb
 
 from .schema import (
-    ADDED_COLUMNS, CRAWL_TABLES, EMOJI_COMMENTS_COLUMNS, HARDENING_COLUMNS, POST_TABLES, TABLES,
-    create_table_sql,
+    ADDED_COLUMNS, CRAWL_TABLES, EMOJI_COMMENTS_COLUMNS, HARDENING_COLUMNS, POST_TABLES, REGISTRY_COLUMNS,
+    TABLES, create_table_sql,
 )
 
 __all__ = ["MIGRATIONS", "Migration", "migrate", "schema_version"]
@@ -90,11 +90,39 @@ def _hardening(con: duckdb.DuckDBPyConnection) -> None:
                 "AND is_end AND floor_ctime IS NULL AND full_pass_at IS NULL")
 
 
+def _columns_of(con: duckdb.DuckDBPyConnection, name: str) -> list[str]:
+    return [c for (c,) in con.execute(
+        "SELECT column_name FROM information_schema.columns WHERE table_name = ? ORDER BY ordinal_position",
+        [name]).fetchall()]
+
+
+def _long_predictions(con: duckdb.DuckDBPyConnection) -> None:
+    """Issue 9: `predictions` keyed by (model_id, entity_kind, entity_id, label), without `task`;
+    `models.files` (sha256 of every file of a model folder).
+
+    Today's rows are top-k emotes of comments: they become `entity_kind` 'comment', label, score
+    and rank kept (a label twice for one entity, which the old key allowed, keeps its best rank)."""
+    _add_columns(con, REGISTRY_COLUMNS)
+    if "task" not in _columns_of(con, "predictions"):
+        return  # created in the new shape (migration 1 from today's spec)
+    spec = TABLES["predictions"]
+    con.execute("ALTER TABLE predictions RENAME TO predictions_v4")
+    con.execute(create_table_sql(spec))
+    con.execute("""
+        INSERT INTO predictions (model_id, entity_kind, entity_id, label, score, rank, scored_at)
+        SELECT model_id, 'comment', entity_id, label, score, rank, scored_at FROM predictions_v4
+        WHERE model_id IS NOT NULL AND entity_id IS NOT NULL AND label IS NOT NULL
+        QUALIFY row_number() OVER (PARTITION BY model_id, entity_id, label ORDER BY rank) = 1
+    """)
+    con.execute("DROP TABLE predictions_v4")
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "tables of issue 2 and the emoji_comments view", _initial),
     Migration(2, "crawl passes, emote image state, video sources, cool-downs", _crawling),
     Migration(3, "posts, images, metrics, texts, comments, clusters, daily stats, trend windows", _posts),
     Migration(4, "full passes of the crawl (crawl_state.full_pass, full_pass_at)", _hardening),
+    Migration(5, "long predictions (model, entity kind, entity, label); models.files", _long_predictions),
 )
 
 

@@ -1,4 +1,5 @@
-"""The model registry (`models`) and the `predictions` that models write back."""
+"""The model registry (`models`), the `predictions` that models write back, and the entities a
+model has not scored yet (an anti-join on `predictions`, so scoring again reads only new rows)."""
 
 from __future__ import annotations
 
@@ -10,11 +11,17 @@ import duckdb
 import pandas as pd
 
 from .merge import merge_rows
+from .schema import ENTITY_KINDS
 from .writer import Warehouse, connection_of
 
-__all__ = ["PREDICTION_COLUMNS", "latest_model", "register_model", "write_predictions"]
+__all__ = [
+    "PREDICTION_COLUMNS", "find_model_row", "latest_model", "register_model", "unscored_comments",
+    "unscored_posts", "write_predictions",
+]
 
-PREDICTION_COLUMNS = ("model_id", "task", "entity_id", "rank", "label", "score")
+PREDICTION_COLUMNS = ("model_id", "entity_kind", "entity_id", "label", "score", "rank")
+_MODEL_COLUMNS = ("model_id, task, version, created_at, metrics::VARCHAR, artifacts::VARCHAR, sha256, "
+                  "params::VARCHAR, files::VARCHAR")
 
 
 def _to_json(value: Any) -> str:
@@ -35,10 +42,13 @@ def register_model(
     artifacts: dict[str, str],
     sha256: str,
     params: dict | None = None,
+    files: dict[str, str] | None = None,
 ) -> int:
     """Record a model and return its version: 1 + the highest version of `task`.
 
-    Registering the same `model_id` again updates its metrics/artifacts and keeps its version.
+    `artifacts` name files by role (paths relative to the home), `files` hash every file of the
+    model folder (relative path → sha256). Registering the same `model_id` again updates its
+    metrics/artifacts and keeps its version.
     """
     with wh.transaction() as con:
         known = con.execute("SELECT version FROM models WHERE model_id = ?", [model_id]).fetchall()
@@ -60,9 +70,25 @@ def register_model(
                 "artifacts": [_to_json({k: str(v) for k, v in artifacts.items()})],
                 "sha256": [sha256],
                 "params": [_to_json(params or {})],
+                "files": [_to_json(files or {})],
             },
         )
     return version
+
+
+def _row(found: tuple) -> dict[str, Any]:
+    model_id, task, version, created_at, metrics, artifacts, sha256, params, files = found
+    return {
+        "model_id": model_id,
+        "task": task,
+        "version": version,
+        "created_at": created_at,
+        "metrics": json.loads(metrics) if metrics else {},
+        "artifacts": json.loads(artifacts) if artifacts else {},
+        "sha256": sha256,
+        "params": json.loads(params) if params else {},
+        "files": json.loads(files) if files else {},
+    }
 
 
 def latest_model(
@@ -72,34 +98,65 @@ def latest_model(
 
     Works on the writer and on a read-only catalog connection alike.
     """
-    rel = connection_of(wh_or_con).execute(
-        "SELECT model_id, task, version, created_at, metrics::VARCHAR, artifacts::VARCHAR, "
-        "sha256, params::VARCHAR FROM models WHERE task = ? ORDER BY version DESC LIMIT 1",
-        [task],
-    )
-    rows = rel.fetchall()
-    if not rows:
-        return None
-    model_id, task_, version, created_at, metrics, artifacts, sha256, params = rows[0]
-    return {
-        "model_id": model_id,
-        "task": task_,
-        "version": version,
-        "created_at": created_at,
-        "metrics": json.loads(metrics) if metrics else {},
-        "artifacts": json.loads(artifacts) if artifacts else {},
-        "sha256": sha256,
-        "params": json.loads(params) if params else {},
-    }
+    rows = connection_of(wh_or_con).execute(
+        f"SELECT {_MODEL_COLUMNS} FROM models WHERE task = ? ORDER BY version DESC LIMIT 1", [task]
+    ).fetchall()
+    return _row(rows[0]) if rows else None
+
+
+def find_model_row(
+    wh_or_con: Warehouse | duckdb.DuckDBPyConnection, model_id: str
+) -> dict[str, Any] | None:
+    """The `models` row of `model_id` as a dict (like `latest_model`), or None."""
+    rows = connection_of(wh_or_con).execute(
+        f"SELECT {_MODEL_COLUMNS} FROM models WHERE model_id = ?", [model_id]
+    ).fetchall()
+    return _row(rows[0]) if rows else None
 
 
 def write_predictions(wh: Warehouse, df: pd.DataFrame) -> int:
-    """Upsert predictions keyed by (model_id, entity_id, rank); `scored_at` is filled in."""
+    """Upsert predictions keyed by (model_id, entity_kind, entity_id, label); `scored_at` is filled in."""
     missing = [c for c in PREDICTION_COLUMNS if c not in df.columns]
     if missing:
         raise ValueError(f"predictions lack column(s) {missing}; need {list(PREDICTION_COLUMNS)}")
     rows = df[list(PREDICTION_COLUMNS)].copy()
+    unknown = sorted(set(rows["entity_kind"].astype(str)) - set(ENTITY_KINDS))
+    if unknown:
+        raise ValueError(f"unknown entity_kind {unknown}: one of {list(ENTITY_KINDS)}")
     rows["entity_id"] = rows["entity_id"].astype(str)
     rows["label"] = rows["label"].astype(str)
     rows["scored_at"] = pd.Timestamp.now(tz="UTC")
     return merge_rows(wh, "predictions", rows)
+
+
+_NOT_SCORED = ("NOT EXISTS (SELECT 1 FROM predictions AS p WHERE p.model_id = $model AND "
+               "p.entity_kind = '{kind}' AND p.entity_id = {id})")
+
+
+def unscored_comments(wh_or_con: Warehouse | duckdb.DuckDBPyConnection, model_id: str) -> pd.DataFrame:
+    """`rpid`, `sentence` of the comments with text (after emote tokens were removed: `sentence`,
+    the text emote models train on) that `model_id` has no prediction for, by rpid."""
+    sql = (f"SELECT c.rpid, c.sentence FROM comments AS c "
+           f"WHERE coalesce(trim(c.sentence), '') <> '' "
+           f"AND {_NOT_SCORED.format(kind='comment', id='CAST(c.rpid AS VARCHAR)')} ORDER BY c.rpid")
+    return connection_of(wh_or_con).execute(sql, {"model": model_id}).df()
+
+
+def unscored_posts(wh_or_con: Warehouse | duckdb.DuckDBPyConnection, model_id: str, *,
+                   images: bool = False) -> pd.DataFrame:
+    """`post_id`, `text` (post_texts) and `image_path` (the first post_images row with a local
+    file, by image_index; None when there is none or `images` is False) of the posts `model_id`
+    has not scored: posts with text, and with `images` also posts with only an image."""
+    image = "f.local_path" if images else "NULL"
+    sql = f"""
+        WITH first_image AS (
+            SELECT post_id, local_path FROM post_images WHERE local_path IS NOT NULL
+            QUALIFY row_number() OVER (PARTITION BY post_id ORDER BY image_index) = 1
+        )
+        SELECT p0.post_id, t.text, {image} AS image_path
+        FROM posts AS p0 LEFT JOIN post_texts AS t USING (post_id)
+            LEFT JOIN first_image AS f ON f.post_id = p0.post_id
+        WHERE (coalesce(trim(t.text), '') <> '' OR {image} IS NOT NULL)
+          AND {_NOT_SCORED.format(kind='post', id='p0.post_id')}
+        ORDER BY p0.post_id"""
+    return connection_of(wh_or_con).execute(sql, {"model": model_id}).df()

@@ -12,6 +12,8 @@ from typing import Literal
 
 __all__ = [
     "ADDED_COLUMNS",
+    "ENTITY_KINDS",
+    "REGISTRY_COLUMNS",
     "HARDENING_COLUMNS",
     "CRAWL_STATUSES",
     "CRAWL_TABLES",
@@ -42,6 +44,9 @@ CRAWL_STATUSES = (
     "deleted",  # -404: the video is gone
     "comments_closed",  # 12002
 )
+
+# What `predictions.entity_kind` may say: the table the entity id comes from.
+ENTITY_KINDS = ("comment", "post", "text")
 
 EMOJI_COMMENTS_COLUMNS = (
     "bvid",
@@ -264,6 +269,9 @@ ADDED_COLUMNS: dict[str, tuple[str, ...]] = {
 # Columns migration 4 appends (crawl hardening, issue 8).
 HARDENING_COLUMNS: dict[str, tuple[str, ...]] = {"crawl_state": ("full_pass", "full_pass_at")}
 
+# Columns migration 5 appends (the model registry's file hashes, issue 9).
+REGISTRY_COLUMNS: dict[str, tuple[str, ...]] = {"models": ("files",)}
+
 TABLES: dict[str, TableSpec] = {
     spec.name: spec
     for spec in (
@@ -406,24 +414,31 @@ TABLES: dict[str, TableSpec] = {
                 "artifacts": "JSON",
                 "sha256": "VARCHAR",
                 "params": "JSON",
+                "files": "JSON",
             },
             primary_key=("model_id",),
             keep=("version", "created_at"),
-            description="Model registry; version counts up per task.",
+            description="Model registry; version counts up per task. `artifacts`: name → path "
+            "relative to the home; `files`: every file of the model folder (path relative to the "
+            "home) → sha256, checked when scoring loads it; `sha256`: model.onnx's.",
         ),
         TableSpec(
             "predictions",
             {
                 "model_id": "VARCHAR",
-                "task": "VARCHAR",
+                "entity_kind": "VARCHAR",
                 "entity_id": "VARCHAR",
-                "rank": "INTEGER",
                 "label": "VARCHAR",
                 "score": "DOUBLE",
+                "rank": "INTEGER",
                 "scored_at": "TIMESTAMPTZ",
             },
-            primary_key=("model_id", "entity_id", "rank"),
-            description="Top-k labels a model gave each entity (a comment's rpid as text).",
+            primary_key=("model_id", "entity_kind", "entity_id", "label"),
+            description="What a model said of each entity, one row per label: `entity_kind` "
+            "comment (rpid as text), post (post_id) or text; a ranking model writes its top-k "
+            "labels (score: softmax probability), a multi-label model every label (score: "
+            "intensity in [0, 1]), a regression model every output (score: the value); `rank`: "
+            "the label's rank by score, 1 = highest.",
         ),
         TableSpec(
             "emoji_counts",

@@ -37,11 +37,12 @@ def home(tmp_path_factory) -> Path:
 
 def test_train_light_then_predict_a_csv(home: Path, tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setenv("EMOPULSE_EMOJI_UNICODE_MAP", str(tmp_path / "none.csv"))
-    result = runner.invoke(app, ["train", "emoji", "--profile", "light", "--epochs", "6", "--quiet", "--home", str(home)])
+    result = runner.invoke(app, ["train", "emoji", "--profile", "light", "--epochs", "6", "--min-comments", "10",
+                                 "--quiet", "--home", str(home)])
     assert result.exit_code == 0, result.output
     record = json.loads(result.stdout[result.stdout.index("{"):])
     assert record["task"] == "emoji" and record["model_id"].startswith("emoji_align-")
-    assert record["metrics"]["profile"] == "light" and record["metrics"]["evaluation"] == "unseen_videos"
+    assert record["metrics"]["profile"] == "light" and record["metrics"]["evaluation"] == "video_folds(k=3)"
     assert "runs" not in record["metrics"]  # the full runs are in metrics.json and eval_summary.md
 
     src = tmp_path / "comments.csv"

@@ -7,16 +7,14 @@ import onnxruntime as ort
 import pytest
 
 from emopulse.serving import runtime
-from emopulse.serving.export import export_text_model
+from emopulse.serving.export import export_onnx
 from emopulse.serving.runtime import CPU, CUDA, ModelFileError, ProviderUnavailable, open_session
-from emopulse.training.emoji_align.train import TrainResult
+from emopulse.training.result import TrainResult
 
 
 @pytest.fixture(scope="module")
-def onnx_path(tmp_path_factory, trained: TrainResult) -> Path:
-    path = tmp_path_factory.mktemp("onnx") / "model.onnx"
-    export_text_model(trained.model, trained.tokenizer, path)
-    return path
+def onnx_path(tmp_path_factory, ranker: TrainResult) -> Path:
+    return export_onnx(ranker.module, ranker.preprocessor, tmp_path_factory.mktemp("onnx") / "model.onnx")
 
 
 def test_a_corrupt_model_file_raises_an_error_naming_the_file(tmp_path) -> None:

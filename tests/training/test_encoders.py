@@ -83,14 +83,14 @@ def test_embed_texts_caches_by_encoder_and_text(tmp_path, tiny_encoder, monkeypa
     encoder = TextEncoder.from_pretrained(tiny_encoder)
     first = embed_texts(encoder, tok, ["哈哈哈", "狗头保命", "哈哈哈"], cache_dir=tmp_path, batch_size=2)
     assert first.shape == (3, 32) and np.allclose(first[0], first[2])
-    assert len(list(tmp_path.glob("text-*.npz"))) == 1
+    assert len(list(tmp_path.glob("text-*/part-*.npz"))) == 1
     calls = []
     monkeypatch.setattr(encoder, "forward", lambda *a: calls.append(a) or torch.zeros(1, 32))
     again = embed_texts(encoder, tok, ["狗头保命", "哈哈哈"], cache_dir=tmp_path)
     assert calls == [] and np.allclose(again, first[[1, 0]])
     other = embed_texts(encoder, TextTokenizer(str(tiny_encoder), max_len=96, prefix="query: "), ["哈哈哈"],
                         cache_dir=tmp_path)  # another prefix is another cache
-    assert len(calls) == 1 and len(list(tmp_path.glob("text-*.npz"))) == 2 and other.shape == (1, 32)
+    assert len(calls) == 1 and len(list(tmp_path.glob("text-*"))) == 2 and other.shape == (1, 32)
 
 
 def test_ngram_bag_encoder_ignores_padding() -> None:

@@ -43,7 +43,7 @@ def test_detailed_report_by_hand() -> None:
     assert report["top1_distribution"] == {"[a]": 3, "[c]": 1}
 
 
-def test_tfidf_baseline_learns_phrases_and_picks_c_on_validation() -> None:
+def test_tfidf_baseline_learns_phrases() -> None:
     phrases = ["哈哈哈", "狗头保命", "呜呜呜"]
     rng = np.random.default_rng(0)
     main = rng.integers(0, 3, size=120)
@@ -54,6 +54,48 @@ def test_tfidf_baseline_learns_phrases_and_picks_c_on_validation() -> None:
     assert (scores.argmax(axis=1) == main[100:]).all() and info["C"] == 4.0
     majority = majority_baseline(main[:80], num_labels=4, n=3)
     assert (majority.argmax(axis=1) == np.bincount(main[:80]).argmax()).all()
+
+
+def cue_data(seed: int = 0):
+    """Training: 80 plain comments of emote 0, 20 of emote 1 carrying a rare cue 稀. Strong
+    regularisation (small C) ignores the cue and answers the prior; weak (large C) follows it."""
+    rng = np.random.default_rng(seed)
+
+    def text(cue: str) -> str:
+        return "".join(rng.choice(list("的了是在我有这个们中来上大为和"), 4)) + cue
+
+    train = [text("") for _ in range(80)] + [text("稀") for _ in range(20)]
+    return train, np.array([0] * 80 + [1] * 20), [text("稀") for _ in range(20)], [text("稀") for _ in range(20)]
+
+
+@pytest.mark.parametrize("cs", [(0.01, 10.0), (10.0, 0.01)])
+def test_tfidf_picks_c_on_validation_even_when_the_test_would_pick_another(cs) -> None:
+    train, train_main, val, test = cue_data()
+    # on validation the cue misleads (small C wins); on test it is right (large C would win)
+    scores, info = tfidf_logreg_baseline(train, train_main, num_labels=2, val_texts=val, val_main=np.zeros(20, int),
+                                         test_texts=test, Cs=cs)
+    test_main = np.ones(20, int)
+    best_on_test = max((tfidf_logreg_baseline(train, train_main, num_labels=2, val_texts=val,
+                                              val_main=np.zeros(20, int), test_texts=test, Cs=(c,))[0].argmax(1)
+                        == test_main).mean() for c in cs)
+    assert info["C"] == 0.01 and info["val_top1_by_C"]["0.01"] > info["val_top1_by_C"]["10.0"]
+    assert (scores.argmax(axis=1) == test_main).mean() < best_on_test - 0.5  # the test's choice was not taken
+    # the same data with the validation labels flipped: now the large C is the validation's choice
+    _, flipped = tfidf_logreg_baseline(train, train_main, num_labels=2, val_texts=val, val_main=np.ones(20, int),
+                                       test_texts=test, Cs=cs)
+    assert flipped["C"] == 10.0
+
+
+def test_tfidf_results_are_cached_by_their_inputs(tmp_path) -> None:
+    train, train_main, val, test = cue_data()
+    args = dict(num_labels=2, val_texts=val, val_main=np.zeros(20, int), test_texts=test, Cs=(0.01, 10.0))
+    first = tfidf_logreg_baseline(train, train_main, cache_dir=tmp_path, **args)
+    again = tfidf_logreg_baseline(train, train_main, cache_dir=tmp_path, **args)
+    assert len(list(tmp_path.glob("tfidf-*.npz"))) == 1
+    np.testing.assert_array_equal(first[0], again[0])
+    assert first[1] == again[1]
+    tfidf_logreg_baseline(train, train_main, cache_dir=tmp_path, **{**args, "val_main": np.ones(20, int)})
+    assert len(list(tmp_path.glob("tfidf-*.npz"))) == 2  # other inputs, another entry
 
 
 def test_importing_the_packages_does_not_import_torch() -> None:

@@ -2,5 +2,6 @@
 emote's prototype is the mean of its images' embeddings; emotes ranked by similarity / tau.
 
 `model.py` (the modules), `losses.py` (cross-entropy over prototypes, hardest-negative triplet),
-`train.py` (the loop, evaluation, checkpoints); import those directly.
+`train.py` (config, data, folds over whole videos, the fit through the shared loop in
+`training/loop.py`, evaluation beside the baselines, the all-data retrain); import those directly.
 """

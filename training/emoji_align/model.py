@@ -110,7 +110,7 @@ class EmojiAlign(nn.Module):
     def prototypes(self, pixels: torch.Tensor, owner: torch.Tensor) -> torch.Tensor:
         """[E, D]: per emote, the mean of its images' embeddings (+ its offset), renormalised."""
         z = self.image(pixels)
-        sums = torch.zeros(self.config.num_emotes, z.shape[1], dtype=z.dtype).index_add(0, owner, z)
+        sums = torch.zeros(self.config.num_emotes, z.shape[1], dtype=z.dtype, device=z.device).index_add(0, owner, z)
         counts = torch.bincount(owner, minlength=self.config.num_emotes).clamp(min=1).to(z.dtype)
         means = sums / counts.unsqueeze(1)
         if self.offsets is not None:

@@ -1,10 +1,29 @@
-"""Train emoji_align, read top to bottom: config, data, emote images, text inputs, the training run
-(`fit`), evaluation beside the baselines, save.
+"""Train emoji_align, read top to bottom: config, data, the folds over whole videos, one fit (the
+shared loop in `training/loop.py`), evaluation beside the baselines, the all-data retrain, save.
 
-Two runs share the data. "unseen_videos" holds out whole videos for test (comments without a video
-stay in training): the figures we quote. "by_comment" splits train/val/test by comment: the model
-that is exported and registered. Each run keeps the epoch with the best validation Top-1 (strict)
-and the last one, and is evaluated once on its test part beside the majority and TF-IDF baselines.
+The protocol, `video_folds(k)`:
+
+1. **Folds** (`splits.video_folds`): the videos are dealt into k folds of about equal comment
+   counts. Fold i tests on its videos; its validation videos are drawn from the other videos;
+   comments without a video only ever train.
+2. **Labels per fold**: an emote is a label of a fold when more than `min_comments` of the fold's
+   train and validation comments carry it, ordered by that count; the test videos are never counted.
+   A comment trains when it carries a label; its target is its labels weighted by occurrences.
+3. **Per fold**, on the same rows: the model (its epoch chosen on the validation videos by early
+   stopping on `monitor`), TF-IDF char 1-3-grams + logistic regression (C chosen on the same
+   validation videos from a grid reaching strong regularisation) and the majority class.
+4. **Test comments**: every comment of the fold's test videos that carries an emote with more than
+   `min_comments` comments in all the data (the registered model's labels); its main emote is its
+   most frequent such emote. When that emote is not a label of the fold, the comment is a miss for
+   every method (counted as `unknown_main`). Top-1/Top-5 strict and any-match, on the natural
+   distribution and on a balanced sample (up to 35 comments per main emote).
+5. **Figures**: mean ± sd over the folds for the model and each baseline, and every fold's own.
+6. **The registered model** is retrained on every comment, with the labels from all of them, for
+   the median of the folds' best epochs on the same schedule. `metrics` say so: the figures
+   describe the protocol, the module is the retrain.
+
+`prepare_data` (text features, images) is separate from `cross_validate` and `retrain`, so an
+ablation prepares once and varies the config: `cross_validate(data, replace(cfg, dropout=0.1))`.
 """
 
 from __future__ import annotations
@@ -14,35 +33,40 @@ import json
 import logging
 import math
 import time
-from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field, fields
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import torch
-from rich.progress import Progress
+import torch.nn.functional as F
 
-from ..baselines import majority_baseline, tfidf_logreg_baseline
-from ..checkpoint import load_checkpoint, save_checkpoint
+from ..baselines import TFIDF_CS, majority_baseline, tfidf_logreg_baseline
+from ..checkpoint import load_checkpoint
 from ..data import emote_comments
 from ..emote_images import EmoteImages, build_emote_images
 from ..encoders.emote_image import augment, to_pixels
-from ..encoders.text import embed_texts
-from ..encoders.tokenizers import HashedNgramTokenizer, TextTokenizer, Tokenizer, save_tokenizer, tokenizer_from_dict
-from ..evaluation import detailed_report, evaluate_ranking, results_table
+from ..encoders.tokenizers import HashedNgramTokenizer, TextTokenizer, Tokenizer
+from ..evaluation import METRICS, detailed_report, evaluate_ranking, mean_sd
+from ..features import encoder_fingerprint, text_features
+from ..loop import FitResult, Hooks, LoopConfig, ParamGroup, config_dict, fit
 from ..metrics import ranking_metrics
+from ..preprocess import TextPreprocessor, preprocessor_from_dict
 from ..report import eval_summary_markdown, markdown_table
-from ..splits import Split, split_by_comment, split_by_video
+from ..result import Head, TrainResult
+from ..splits import Split, video_folds
 from .losses import hardest_negative_triplet, prototype_cross_entropy
 from .model import EmojiAlign, EmojiAlignConfig, EmoteRanker, build_text_encoder
 
-__all__ = ["NAME", "PROFILES", "TASK", "TrainConfig", "TrainResult", "load_ranker", "profile_config",
-           "train_emoji_align"]
+__all__ = ["NAME", "PROFILES", "TASK", "Data", "TrainConfig", "View", "cross_validate", "fit_model", "label_view",
+           "load_ranker", "prepare_data", "profile_config", "retrain", "train_emoji_align"]
 
 NAME = "emoji_align"
 TASK = "emoji"
+METHODS = (NAME, "tfidf", "majority")
 log = logging.getLogger(__name__)
 
 
@@ -52,16 +76,20 @@ class TrainConfig:
     profile: str = "cpu"
     seed: int = 0
     device: str = "auto"  # auto: cuda when torch sees one
+    threads: int | None = 1  # torch CPU threads while training (None: torch's default); on a small
+    # shared machine one thread ran these small steps 4-10x faster than two (same figures)
+    # data
+    min_comments: int = 300  # an emote is a label when more than this many comments carry it
     # text encoder
     text_encoder: str = "transformers"  # or "ngrams"
     text_encoder_path: str | None = None  # a folder (e.g. $EMOPULSE_HOME/models/multilingual-e5-small) or hub id
     text_prefix: str = "query: "  # e5 models expect it; "" for others
     max_len: int = 96
-    freeze_text_encoder: bool = True  # frozen: embeddings computed once and cached
+    freeze_text_encoder: bool = True  # frozen: features computed once and cached
     ngram_buckets: int = 1 << 15
     ngram_max_n: int = 3
     ngram_dim: int = 64
-    # towers and space
+    # towers and space (every field that EmojiAlignConfig also has is passed on to the model)
     embed_dim: int = 256
     hidden_dim: int = 512
     dropout: float = 0.2
@@ -75,8 +103,10 @@ class TrainConfig:
     ce_weight: float = 1.0
     triplet_weight: float = 0.5
     triplet_margin: float = 0.2
-    # optimisation
-    epochs: int = 12
+    # optimisation (training/loop.py)
+    epochs: int = 12  # the schedule's length: the most epochs a fold runs
+    patience: int | None = 3  # epochs without a better validation figure before a fold stops
+    monitor: str = "ce"  # the validation figure that picks the epoch: ce (lower is better), top1_strict, top5_strict
     batch_size: int = 128
     warmup_frac: float = 0.05
     lr_text_encoder: float = 2e-5
@@ -85,26 +115,28 @@ class TrainConfig:
     lr_tau: float = 1e-3
     weight_decay: float = 0.01
     grad_clip: float = 1.0
-    amp: bool = False  # bf16 mixed precision on CUDA; off by default (the seed saw NaN gradients with AMP)
-    # splits and evaluation
-    val_frac: float = 0.15
-    test_frac: float = 0.15
-    video_test_frac: float = 0.3
+    amp: bool = False  # bf16 autocast on CUDA; off by default (the seed saw NaN gradients with AMP)
+    # protocol
+    folds: int = 5
+    val_frac: float = 0.15  # of a fold's non-test videos' comments, as whole videos
     balanced_per_emote: int = 35
-    tfidf_cs: tuple[float, ...] = (0.5, 2.0, 8.0)
-    unseen_videos: bool = True  # also run the unseen-videos evaluation
+    tfidf_cs: tuple[float, ...] = TFIDF_CS
+    retrain_epochs: int | None = None  # None: the median of the folds' best epochs
+    fold_checkpoints: bool = True  # write each fold's best and last checkpoints (gpu: kept in memory)
+    quality_records: int = 300
     embed_batch_size: int = 64
 
 
 PROFILES: dict[str, dict[str, Any]] = {
-    # frozen e5, cached embeddings; trains the projections, the image tower, the offsets and tau
+    # frozen e5, cached features; trains the projections, the image tower, the offsets and tau
     "cpu": {},
     # fine-tunes the text encoder too (on a GPU)
-    "gpu": {"freeze_text_encoder": False, "epochs": 6, "batch_size": 64, "lr_projection": 5e-4},
-    # the demo's: hashed character n-grams trained from scratch, no pretrained weights
+    "gpu": {"freeze_text_encoder": False, "epochs": 6, "batch_size": 64, "lr_projection": 5e-4,
+            "fold_checkpoints": False, "threads": None},
+    # the demo's: hashed character n-grams trained from scratch, no pretrained weights; 3 folds
     "light": {"text_encoder": "ngrams", "freeze_text_encoder": False, "text_prefix": "", "max_len": 256,
               "epochs": 6, "lr_text_encoder": 5e-3, "lr_projection": 3e-3, "lr_image_encoder": 3e-3,
-              "image_channels": (8, 16, 32, 64), "hidden_dim": 128, "embed_dim": 64},
+              "image_channels": (8, 16, 32, 64), "hidden_dim": 128, "embed_dim": 64, "folds": 3},
 }
 
 
@@ -115,255 +147,220 @@ def profile_config(profile: str = "cpu", **overrides: Any) -> TrainConfig:
     return TrainConfig(profile=profile, **{**PROFILES[profile], **{k: v for k, v in overrides.items() if v is not None}})
 
 
-@dataclass
-class TrainResult:
-    """What training leaves: the registered run's ranker (eval mode), its preprocessing, files."""
-
-    name: str
-    task: str
-    model: EmoteRanker
-    tokenizer: Tokenizer
-    labels: list[str]
-    config: TrainConfig
-    metrics: dict[str, Any]
-    history: list[dict[str, Any]]
-    split: Split
-    out_dir: Path
-    files: dict[str, Path] = field(default_factory=dict)
-
-
+# -- data: one row per comment, every emote with more than N comments in all the data ---------------
 @dataclass
 class Data:
-    """Everything a run needs, for all comments (a split picks rows)."""
+    """Everything the runs share. `labels` are the emotes more than `min_comments` comments carry
+    in all the data (the registered model's; a fold picks its own among them), most frequent first."""
 
-    comments: pd.DataFrame
+    comments: pd.DataFrame  # id, text (cleaned as the preprocessor cleans), raw, video, labels, counts
     labels: list[str]
-    main: np.ndarray  # [N] main emote index
-    label_sets: list[list[int]]
-    target: torch.Tensor  # [N, E] distribution over the comment's emotes (by occurrences)
-    own: torch.Tensor  # [N, E] bool: the comment carries the emote
-    pixels: torch.Tensor  # [M, 3, 72, 72] every image of every emote
-    owner: torch.Tensor  # [M] the emote of each image
+    counts: np.ndarray  # [N, L] occurrences of each label in each comment
+    rank: np.ndarray  # [N, L] order of first appearance (ties of the main emote go to the first)
+    main: np.ndarray  # [N] the main emote among `labels`
+    images: EmoteImages
+    pixels: torch.Tensor  # [M, 3, 72, 72] every image of every label
+    owner: torch.Tensor  # [M] the label of each image
+    preprocessor: TextPreprocessor
+    encoder: torch.nn.Module  # frozen (its features below), or the initial weights to train
+    model_args: dict[str, Any]  # EmojiAlignConfig without num_emotes
     features: torch.Tensor | None = None  # [N, H] frozen-encoder outputs
     ids: torch.Tensor | None = None  # [N, L] token ids (trained encoder)
     mask: torch.Tensor | None = None
+    cache_dir: Path | None = None
+    seconds: dict[str, float] = field(default_factory=dict)
+    memo: dict[Any, Any] = field(default_factory=dict)  # baselines, by fold and labels
 
 
-def train_emoji_align(rows: pd.DataFrame, *, out_dir: str | Path, config: TrainConfig | None = None,
-                      bilibili_images: Mapping[str, str | Path] | None = None, map_file: str | Path | None = None,
-                      cache_dir: str | Path | None = None, progress: bool = True) -> TrainResult:
-    """Train on `emoji_training_set`-shaped rows (`rpid, emoji_alt, sentence`, optionally `bvid`,
-    `message`/`occurrences`); write checkpoints, tokenizer, labels, splits, metrics and the eval
-    summary into `out_dir`. `bilibili_images` maps `[emote]` to its downloaded image file."""
-    cfg = config or TrainConfig()
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+def prepare_data(rows: pd.DataFrame, cfg: TrainConfig, *, bilibili_images: Mapping[str, str | Path] | None = None,
+                 map_file: str | Path | None = None, cache_dir: str | Path | None = None,
+                 progress: bool = False) -> Data:
+    """(comment, emote) rows (`rpid, emoji_alt`, `message` and/or `sentence`, optionally `bvid`,
+    `occurrences`) → comments, labels, images and text inputs. Texts are cleaned by the model's own
+    preprocessor (emote tokens removed from `message`; `sentence` where there is no message), so
+    training and scoring see the same text. `cache_dir` holds the feature cache (`features/`)
+    and the baselines' (`baselines/`)."""
     started = time.perf_counter()
-    torch.manual_seed(cfg.seed)
-    device = torch.device("cuda" if cfg.device == "auto" and torch.cuda.is_available() else
-                          ("cpu" if cfg.device == "auto" else cfg.device))
+    torch.manual_seed(cfg.seed)  # a trained encoder's initial weights
+    tokenizer = _tokenizer(cfg)
+    preprocessor = TextPreprocessor(tokenizer, clean="strip_emotes")
+    if rows.empty:
+        raise ValueError("no training rows: the emoji comments are empty")
+    raw = rows["message"] if "message" in rows else rows["sentence"]
+    if "message" in rows and "sentence" in rows:
+        raw = raw.where(raw.notna() & (raw.astype(str) != ""), rows["sentence"])
+    rows = rows.assign(raw=raw.fillna("").astype(str))
+    rows = rows.assign(text=preprocessor.texts(rows["raw"].tolist()))
+    comments = emote_comments(rows, text_col="text")
+    first = rows.drop_duplicates("rpid")
+    raw_of = dict(zip(first["rpid"].astype(str), first["raw"], strict=True))
+    comments["raw"] = comments["id"].map(raw_of)
 
-    # -- data: one row per comment; emotes ordered by frequency --------------------------------------
-    comments = emote_comments(rows)
-    if comments.empty:
-        raise ValueError("no training rows: the emoji training set is empty")
-    freq = pd.Series([lab for labs in comments["labels"] for lab in labs]).value_counts()
-    labels = sorted(freq.index, key=lambda lab: (-freq[lab], lab))
+    # labels: emotes carried by more than N comments (the warehouse's emoji_training_set rule)
+    carried = pd.Series([lab for labs in comments["labels"] for lab in labs]).value_counts()
+    labels = sorted((lab for lab, n in carried.items() if n > cfg.min_comments), key=lambda lab: (-carried[lab], lab))
+    if not labels:
+        raise ValueError(f"no emote has more than {cfg.min_comments} comments (min_comments); the largest has "
+                         f"{int(carried.max()) if len(carried) else 0}")
     index = {lab: i for i, lab in enumerate(labels)}
-    target = np.zeros((len(comments), len(labels)), dtype=np.float32)
-    for i, (labs, counts) in enumerate(zip(comments["labels"], comments["counts"], strict=True)):
-        for lab, count in zip(labs, counts, strict=True):
-            target[i, index[lab]] = count
+    keep = comments["labels"].map(lambda labs: any(lab in index for lab in labs)).to_numpy(bool)
+    comments = comments[keep].reset_index(drop=True)
+    counts = np.zeros((len(comments), len(labels)), np.float32)
+    rank = np.full((len(comments), len(labels)), len(labels), np.int64)
+    for i, (labs, cnts) in enumerate(zip(comments["labels"], comments["counts"], strict=True)):
+        for position, (lab, n) in enumerate((lab, n) for lab, n in zip(labs, cnts, strict=True) if lab in index):
+            counts[i, index[lab]] += n
+            rank[i, index[lab]] = min(rank[i, index[lab]], position)
+    main = _main(counts, rank)
 
-    # -- emote images: every source, every emote -----------------------------------------------------
+    # emote images, every source, every label
     images = build_emote_images(labels, bilibili_images=bilibili_images, map_file=map_file)
 
-    # -- text: a tokenizer, an encoder, and (frozen) its cached outputs --------------------------------
-    tokenizer = _tokenizer(cfg)
+    # text: an encoder, and (frozen) its cached features
     model_config = _model_config(cfg, num_emotes=len(labels))
     encoder = build_text_encoder(model_config, pretrained=True)
     model_config.text_dim = int(encoder.dim)
-    model_args = asdict(model_config)
-    data = Data(comments=comments, labels=labels, main=comments["main"].map(index).to_numpy(np.int64),
-                label_sets=[[index[lab] for lab in labs] for labs in comments["labels"]],
-                target=torch.from_numpy(target / target.sum(axis=1, keepdims=True)),
-                own=torch.from_numpy(target > 0), pixels=to_pixels(images.images),
-                owner=torch.from_numpy(images.owner))
+    model_args = {k: v for k, v in config_dict(model_config).items() if k != "num_emotes"}
+    data = Data(comments=comments, labels=labels, counts=counts, rank=rank, main=main, images=images,
+                pixels=to_pixels(images.images), owner=torch.from_numpy(images.owner), preprocessor=preprocessor,
+                encoder=encoder, model_args=model_args, cache_dir=None if cache_dir is None else Path(cache_dir))
     texts = comments["text"].tolist()
     if cfg.freeze_text_encoder:
-        data.features = torch.from_numpy(embed_texts(encoder, tokenizer, texts, cache_dir=cache_dir,
-                                                     batch_size=cfg.embed_batch_size, progress=progress))
+        root = None if cache_dir is None else Path(cache_dir) / "features"
+        data.features = torch.from_numpy(text_features(encoder, tokenizer, texts, root=root,
+                                                       batch_size=cfg.embed_batch_size, progress=progress))
     else:
         ids, mask = tokenizer.encode(texts, pad_to_max=True)
         data.ids, data.mask = torch.from_numpy(ids), torch.from_numpy(mask)
-    embed_seconds = time.perf_counter() - started
-
-    # -- the runs: unseen videos (quoted), then by comment (registered) ---------------------------------
-    splits = {}
-    if cfg.unseen_videos:
-        frame = pd.DataFrame({"rpid": comments["id"], "bvid": comments["video"]})
-        splits["unseen_videos"] = split_by_video(frame, test_frac=cfg.video_test_frac, val_frac=cfg.val_frac,
-                                                 seed=cfg.seed)
-    splits["by_comment"] = split_by_comment(comments["id"], val_frac=cfg.val_frac, test_frac=cfg.test_frac,
-                                            seed=cfg.seed)
-    runs = {name: _run(name, split, data, cfg, model_args, encoder, tokenizer, out_dir / name, device, progress)
-            for name, split in splits.items()}
-    seconds = time.perf_counter() - started
-
-    # -- metrics: the quoted run's figures at the top, both runs in full below ------------------------
-    quoted = runs.get("unseen_videos", runs["by_comment"])
-    metrics: dict[str, Any] = {
-        "evaluation": "unseen_videos" if "unseen_videos" in runs else "by_comment",
-        **quoted["results"][NAME]["natural"],
-        **{f"balanced_{k}": v for k, v in quoted["results"][NAME]["balanced"].items()},
-        **{f"{base}_{k}": v for base in ("majority", "tfidf") for k, v in quoted["results"][base]["natural"].items()},
-        **{f"{base}_balanced_{k}": v for base in ("majority", "tfidf")
-           for k, v in quoted["results"][base]["balanced"].items()},
-        "mean_rank": quoted["report"]["mean_rank"], "macro_f1": quoted["report"]["macro_f1"],
-        "n_labels": len(labels), "profile": cfg.profile, "train_seconds": round(seconds, 1),
-        "embed_seconds": round(embed_seconds, 1), "image_coverage": images.coverage(),
-        "runs": {name: _run_metrics(run) for name, run in runs.items()},
-    }
-
-    # -- save: the registered run's checkpoints, preprocessing, splits, metrics, summary ---------------
-    registered = runs["by_comment"]
-    files = {
-        "checkpoint": _copy(registered["files"]["best"], out_dir / "ckpt.pt"),
-        "checkpoint_last": _copy(registered["files"]["last"], out_dir / "ckpt_last.pt"),
-        "tokenizer": save_tokenizer(tokenizer, out_dir / "tokenizer.json"),
-        "labels": _write_json(out_dir / "labels.json", labels),
-        "split": registered["split"].save(out_dir / "split.json"),
-        "metrics": _write_json(out_dir / "metrics.json", metrics),
-    }
-    if "unseen_videos" in runs:
-        files["split_unseen_videos"] = runs["unseen_videos"]["split"].save(out_dir / "split_unseen_videos.json")
-    summary = _summary(runs, images, cfg, labels, seconds, embed_seconds)
-    (out_dir / "eval_summary.md").write_text(summary, encoding="utf-8")
-    files["eval_summary"] = out_dir / "eval_summary.md"
-    log.info("emoji_align: %s", {k: round(v, 4) for k, v in metrics.items() if isinstance(v, float)})
-    return TrainResult(name=NAME, task=TASK, model=registered["ranker"], tokenizer=tokenizer, labels=labels,
-                       config=cfg, metrics=metrics, history=registered["history"], split=registered["split"],
-                       out_dir=out_dir, files=files)
+    data.seconds["prepare"] = round(time.perf_counter() - started, 1)
+    return data
 
 
-# -- one run: fit on train, pick the epoch by val, evaluate on test beside the baselines -------------
-def _run(name: str, split: Split, data: Data, cfg: TrainConfig, model_args: dict[str, Any], encoder: torch.nn.Module,
-         tokenizer: Tokenizer, run_dir: Path, device: torch.device, progress: bool) -> dict[str, Any]:
-    part = split.assign(data.comments["id"])
-    rows = {p: np.flatnonzero(part == p) for p in ("train", "val", "test")}
-    if not rows["train"].size:
-        raise ValueError(f"{name}: the split leaves no comment for training")
-    trained_encoder = None if cfg.freeze_text_encoder else copy.deepcopy(encoder)
-    model, history, best_epoch, files = fit(data, rows, cfg, model_args, trained_encoder, tokenizer,
-                                            run_dir, device, progress=progress, label=name)
-    bank = prototype_bank(model, data, device)
-    test = rows["test"]
-    scores = _scores(model, data, test, bank, device)
-    main, sets = data.main[test], [data.label_sets[i] for i in test]
-    evaluate = {"per_emote": cfg.balanced_per_emote, "seed": cfg.seed}
-    texts = data.comments["text"].to_numpy()
-    tfidf, tfidf_info = tfidf_logreg_baseline(texts[rows["train"]], data.main[rows["train"]],
-                                              num_labels=len(data.labels), val_texts=texts[rows["val"]],
-                                              val_main=data.main[rows["val"]], test_texts=texts[test],
-                                              Cs=cfg.tfidf_cs, seed=cfg.seed)
-    majority = majority_baseline(data.main[rows["train"]], num_labels=len(data.labels), n=len(test))
-    results = {NAME: evaluate_ranking(scores, main=main, label_sets=sets, **evaluate),
-               "tfidf": evaluate_ranking(tfidf, main=main, label_sets=sets, **evaluate),
-               "majority": evaluate_ranking(majority, main=main, label_sets=sets, **evaluate)}
-    if cfg.freeze_text_encoder:  # attach the frozen encoder: the ranker embeds raw text
-        model.text.encoder = encoder
-    ranker = EmoteRanker(model.text, bank, model.tau.item()).cpu().eval()
-    return {"split": split, "sizes": {p: int(r.size) for p, r in rows.items()}, "history": history,
-            "best_epoch": best_epoch, "results": results, "tfidf": tfidf_info, "ranker": ranker,
-            "report": detailed_report(scores, main=main, labels=data.labels), "files": files}
+def _main(counts: np.ndarray, rank: np.ndarray) -> np.ndarray:
+    """Per row, the column with the most occurrences (ties: the first to appear); -1 for none."""
+    key = np.where(counts > 0, counts * (rank.shape[1] + 1) - rank, -np.inf)
+    main = key.argmax(axis=1) if key.size else np.zeros(len(counts), np.int64)
+    return np.where(counts.sum(axis=1) > 0, main, -1).astype(np.int64)
 
 
-def fit(data: Data, rows: Mapping[str, np.ndarray], cfg: TrainConfig, model_args: dict[str, Any],
-        encoder: torch.nn.Module | None, tokenizer: Tokenizer, run_dir: Path, device: torch.device, *,
-        progress: bool = True, label: str = NAME) -> tuple[EmojiAlign, list[dict[str, Any]], int, dict[str, Path]]:
-    """The training loop. `encoder` is the text encoder to train (None: frozen, cached features).
-    Returns the model at its best validation epoch (eval mode), the history, that epoch and the files."""
+@dataclass
+class View:
+    """One run's labels (a subset of `Data.labels`, its own order) and what every comment means in them."""
+
+    labels: list[str]
+    cols: np.ndarray  # [E] their indices in Data.labels
+    main: np.ndarray  # [N] each comment's main emote among them (-1: it carries none)
+    label_sets: list[list[int]]
+    target: torch.Tensor  # [N, E] occurrences as a distribution (zeros where it carries none)
+    own: torch.Tensor  # [N, E] bool
+    pixels: torch.Tensor
+    owner: torch.Tensor
+
+    def of(self, global_index: np.ndarray) -> np.ndarray:
+        """Data.labels indices → this view's (-1 where it has no such label)."""
+        size = max(int(self.cols.max(initial=-1)), int(np.max(global_index, initial=-1))) + 1
+        lookup = np.full(max(size, 1), -1, np.int64)
+        lookup[self.cols] = np.arange(len(self.cols))
+        return np.where(global_index >= 0, lookup[np.maximum(global_index, 0)], -1)
+
+
+def label_view(data: Data, rows: np.ndarray, min_comments: int) -> View:
+    """The labels of a run that may see `rows`: emotes more than `min_comments` of those comments carry."""
+    carried = (data.counts[rows] > 0).sum(axis=0)
+    cols = np.array(sorted((j for j in range(len(data.labels)) if carried[j] > min_comments),
+                           key=lambda j: (-carried[j], data.labels[j])), dtype=np.int64)
+    if not cols.size:
+        raise ValueError(f"no emote has more than {min_comments} comments in the training videos of this fold")
+    counts, rank = data.counts[:, cols], data.rank[:, cols]
+    total = counts.sum(axis=1, keepdims=True)
+    own = counts > 0
+    images = np.isin(data.owner.numpy(), cols)
+    remap = np.full(len(data.labels), -1, np.int64)
+    remap[cols] = np.arange(len(cols))
+    return View(labels=[data.labels[j] for j in cols], cols=cols, main=_main(counts, rank),
+                label_sets=[np.flatnonzero(r).tolist() for r in own],
+                target=torch.from_numpy(np.divide(counts, total, out=np.zeros_like(counts), where=total > 0)),
+                own=torch.from_numpy(own), pixels=data.pixels[torch.from_numpy(images)],
+                owner=torch.from_numpy(remap[data.owner.numpy()[images]]))
+
+
+# -- one fit: the model-specific step, validation and hooks around the shared loop ------------------
+def fit_model(data: Data, view: View, train: np.ndarray, val: np.ndarray, cfg: TrainConfig, *,
+              out_dir: Path | None = None, stop_after: int | None = None, progress: bool = False,
+              label: str = NAME) -> tuple[EmojiAlign, FitResult, torch.Tensor]:
+    """Train on `train` rows, early-stopping on `val` (none: the schedule's epochs, or `stop_after`).
+    Returns the model at its best epoch (eval mode, the frozen encoder not attached), the loop's
+    result, and the prototype bank from every clean image."""
+    if not train.size:
+        raise ValueError(f"{label}: no comment to train on")
     torch.manual_seed(cfg.seed)
-    rng = np.random.default_rng(cfg.seed)
-    generator = torch.Generator().manual_seed(cfg.seed)
-    model = EmojiAlign(EmojiAlignConfig(**model_args), text_encoder=encoder).to(device)
+    device = _device(cfg)
+    encoder = None if cfg.freeze_text_encoder else copy.deepcopy(data.encoder)
+    model_args = {**data.model_args, "num_emotes": len(view.labels)}
+    model = EmojiAlign(_emoji_config(model_args), text_encoder=encoder).to(device)
+    owner = view.owner.to(device)
+    generator = torch.Generator()
+    bank: dict[str, torch.Tensor] = {"value": prototype_bank(model, view, device)}
 
-    # -- optimiser: one learning rate per part, warm-up then cosine ------------------------------------
-    groups = {"text_encoder": list(encoder.parameters()) if encoder is not None else [],
-              "image_encoder": list(model.image.encoder.parameters()),
-              "projection": [*model.text.proj.parameters(), *model.image.proj.parameters(),
-                             *([model.offsets] if model.offsets is not None else [])],
-              "tau": [model.tau]}
-    lrs = {"text_encoder": cfg.lr_text_encoder, "image_encoder": cfg.lr_image_encoder,
-           "projection": cfg.lr_projection, "tau": cfg.lr_tau}
-    optimizer = torch.optim.AdamW([{"params": p, "lr": lrs[g], "name": g, "weight_decay": 0.0 if g == "tau"
-                                    else cfg.weight_decay} for g, p in groups.items() if p])
-    train_rows = rows["train"]
-    steps_per_epoch = math.ceil(len(train_rows) / cfg.batch_size)
-    total = cfg.epochs * steps_per_epoch
-    warmup = max(1, round(cfg.warmup_frac * total))
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: min(1.0, (s + 1) / warmup) * (
-        0.5 * (1 + math.cos(math.pi * min(1.0, max(0, s - warmup) / max(1, total - warmup))))))
-    use_amp = cfg.amp and device.type == "cuda"
-    pixels, owner = data.pixels.to(device), data.owner.to(device)
+    def batches(epoch: int):  # a seeded order per epoch, so a resumed run draws the same
+        generator.manual_seed(cfg.seed * 1_000_003 + epoch)
+        order = np.random.default_rng([cfg.seed, epoch]).permutation(train)
+        for start in range(0, len(order), cfg.batch_size):
+            yield order[start:start + cfg.batch_size]
 
-    # -- training loop: per step, prototypes from a fresh augmented draw of every image (so both
-    #    losses reach the image encoder); per epoch, the bank rebuilt from all clean images ------------
-    history: list[dict[str, Any]] = []
-    best = {"top1": -1.0, "epoch": 0}
-    files = {"best": run_dir / "ckpt_best.pt", "last": run_dir / "ckpt_last.pt"}
-    with Progress(disable=not progress, transient=True) as bar:
-        task = bar.add_task(f"{label}", total=total)
-        for epoch in range(1, cfg.epochs + 1):
-            model.train()
-            sums = {"loss": 0.0, "ce": 0.0, "triplet": 0.0}
-            order = rng.permutation(train_rows)
-            for start in range(0, len(order), cfg.batch_size):
-                batch = order[start:start + cfg.batch_size]
-                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):  # bf16: no loss scaling
-                    drawn = augment(pixels, generator=generator) if cfg.augment else pixels
-                    prototypes = model.prototypes(drawn.to(device), owner)
-                    text = _text(model, data, batch, device)
-                    ce = prototype_cross_entropy(text, prototypes, data.target[batch].to(device), model.tau)
-                    triplet = hardest_negative_triplet(text, prototypes, torch.from_numpy(data.main[batch]).to(device),
-                                                       data.own[batch].to(device), margin=cfg.triplet_margin)
-                    loss = cfg.ce_weight * ce + cfg.triplet_weight * triplet
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-                optimizer.step()
-                scheduler.step()
-                model.clamp_tau_()
-                for key, value in (("loss", loss), ("ce", ce), ("triplet", triplet)):
-                    sums[key] += value.item() * len(batch)
-                bar.advance(task)
-            bank = prototype_bank(model, data, device)
-            val = (ranking_metrics(_scores(model, data, rows["val"], bank, device), main=data.main[rows["val"]],
-                                   label_sets=[data.label_sets[i] for i in rows["val"]]) if rows["val"].size else {})
-            row = {"epoch": epoch, **{k: v / len(train_rows) for k, v in sums.items()},
-                   "val_top1": val.get("top1_strict", float("nan")), "val_top5": val.get("top5_strict", float("nan")),
-                   "tau": model.tau.item(), **{f"lr_{g['name']}": g["lr"] for g in optimizer.param_groups}}
-            history.append(row)
-            bar.update(task, description=f"{label} epoch {epoch}/{cfg.epochs} loss {row['loss']:.3f} "
-                                         f"val top1 {row['val_top1']:.3f} tau {row['tau']:.3f}")
-            log.info("%s epoch %d: loss %.4f (ce %.4f, triplet %.4f), val top1 %.4f top5 %.4f, tau %.4f, lr %s",
-                     label, epoch, row["loss"], row["ce"], row["triplet"], row["val_top1"], row["val_top5"],
-                     row["tau"], {g["name"]: f"{g['lr']:.2e}" for g in optimizer.param_groups})
-            state = _save(model, files["last"], cfg, model_args, data.labels, tokenizer, bank, row)
-            score = row["val_top1"] if rows["val"].size else float(epoch)
-            if score > best["top1"]:
-                best = {"top1": score, "epoch": epoch}
-                _copy(state, files["best"])
-    model.load_state_dict(load_checkpoint(files["best"])["state_dict"])
-    return model.eval(), history, best["epoch"], files
+    def step(batch: np.ndarray):  # prototypes from a fresh augmented draw of every image: both losses reach the CNN
+        drawn = augment(view.pixels, generator=generator) if cfg.augment else view.pixels
+        prototypes = model.prototypes(drawn.to(device), owner)
+        text = _text(model, data, batch, device)
+        ce = prototype_cross_entropy(text, prototypes, view.target[batch].to(device), model.tau)
+        triplet = hardest_negative_triplet(text, prototypes, torch.from_numpy(view.main[batch]).to(device),
+                                           view.own[batch].to(device), margin=cfg.triplet_margin)
+        return cfg.ce_weight * ce + cfg.triplet_weight * triplet, {"ce": ce.detach(), "triplet": triplet.detach()}
+
+    def on_epoch_end(epoch: int) -> dict[str, float]:  # the bank that validation, test and export use
+        bank["value"] = prototype_bank(model, view, device)
+        return {"tau": model.tau.item()}
+
+    def validate() -> dict[str, float]:
+        scores = _scores(model, data, val, bank["value"], device)
+        return _figures(scores, view.main[val], [view.label_sets[i] for i in val], model.tau.item())
+
+    groups = [ParamGroup("text_encoder", list(encoder.parameters()) if encoder is not None else [],
+                         cfg.lr_text_encoder, cfg.weight_decay),
+              ParamGroup("image_encoder", list(model.image.encoder.parameters()), cfg.lr_image_encoder,
+                         cfg.weight_decay),
+              ParamGroup("projection", [*model.text.proj.parameters(), *model.image.proj.parameters(),
+                                        *([model.offsets] if model.offsets is not None else [])],
+                         cfg.lr_projection, cfg.weight_decay),
+              ParamGroup("tau", [model.tau], cfg.lr_tau, 0.0)]
+    loop = LoopConfig(epochs=cfg.epochs, stop_after=stop_after, warmup_frac=cfg.warmup_frac, grad_clip=cfg.grad_clip,
+                      amp=cfg.amp, monitor=cfg.monitor, mode="min" if cfg.monitor == "ce" else "max",
+                      patience=cfg.patience,  # a fine-tuned transformer's optimiser state would triple the file
+                      save_optimizer=cfg.freeze_text_encoder or cfg.text_encoder != "transformers")
+    result = fit(model, groups=groups, batches=batches, steps_per_epoch=math.ceil(len(train) / cfg.batch_size),
+                 step=step, validate=validate if val.size else None, config=loop, out_dir=out_dir,
+                 model_args=model_args, run_config=config_dict(cfg), device=device, progress=progress, label=label,
+                 hooks=Hooks(on_step_end=lambda _: model.clamp_tau_(), on_epoch_end=on_epoch_end),
+                 extra=lambda: {"name": NAME, "task": TASK, "labels": view.labels,
+                                "preprocessor": data.preprocessor.to_dict(), "prototypes": bank["value"].cpu(),
+                                "tau": model.tau.item(), "encoder_in_state": not cfg.freeze_text_encoder})
+    return model.eval(), result, prototype_bank(model, view, device)
+
+
+def _figures(scores: np.ndarray, main: np.ndarray, label_sets: list[list[int]], tau: float) -> dict[str, float]:
+    """Validation figures: Top-1/Top-5 strict and the cross-entropy of the main emote."""
+    figures = ranking_metrics(scores, main=main, label_sets=label_sets)
+    logits = torch.from_numpy(scores / tau)
+    figures["ce"] = float(F.cross_entropy(logits, torch.from_numpy(main))) if len(main) else float("nan")
+    return {k: figures[k] for k in ("top1_strict", "top5_strict", "ce")}
 
 
 @torch.no_grad()
-def prototype_bank(model: EmojiAlign, data: Data, device: torch.device) -> torch.Tensor:
+def prototype_bank(model: EmojiAlign, view: View, device: torch.device) -> torch.Tensor:
     """The prototypes from every clean image (eval mode): what validation, test and export use."""
     was_training = model.training
     model.eval()
-    bank = model.prototypes(data.pixels.to(device), data.owner.to(device))
+    bank = model.prototypes(view.pixels.to(device), view.owner.to(device))
     model.train(was_training)
     return bank
 
@@ -380,31 +377,269 @@ def _text(model: EmojiAlign, data: Data, rows: np.ndarray, device: torch.device)
 @torch.no_grad()
 def _scores(model: EmojiAlign, data: Data, rows: np.ndarray, bank: torch.Tensor, device: torch.device,
             batch_size: int = 256) -> np.ndarray:
+    """Cosine similarities [rows, E] (the ranking; divide by tau for logits)."""
     was_training = model.training
     model.eval()
     out = [(_text(model, data, rows[s:s + batch_size], device) @ bank.T).float().cpu().numpy()
            for s in range(0, len(rows), batch_size)]
     model.train(was_training)
-    return np.concatenate(out) if out else np.zeros((0, len(data.labels)), np.float32)
+    return np.concatenate(out) if out else np.zeros((0, bank.shape[0]), np.float32)
 
 
-# -- checkpoints -------------------------------------------------------------------------------------
-def _save(model: EmojiAlign, path: Path, cfg: TrainConfig, model_args: dict[str, Any], labels: list[str],
-          tokenizer: Tokenizer, bank: torch.Tensor, row: dict[str, Any]) -> Path:
-    """A self-describing checkpoint; a frozen encoder's weights are left out (they are its files)."""
-    state = {k: v for k, v in model.state_dict().items()
-             if not (cfg.freeze_text_encoder and k.startswith("text.encoder."))}
-    return save_checkpoint(path, model_args=model_args, config=_plain(asdict(cfg)), state_dict=state, metrics=row,
-                           extra={"name": NAME, "task": TASK, "labels": labels, "tokenizer": tokenizer.to_dict(),
-                                  "prototypes": bank.detach().cpu(), "tau": model.tau.item(),
-                                  "encoder_in_state": not cfg.freeze_text_encoder})
+# -- the folds: model and baselines on the same rows, mean ± sd --------------------------------------
+def cross_validate(data: Data, cfg: TrainConfig, *, out_dir: Path | None = None,
+                   progress: bool = False) -> dict[str, Any]:
+    """Run every fold (see the module's docstring). Returns the folds' splits and figures, their
+    mean ± sd per method, the pooled out-of-fold report and the epoch chosen for the retrain."""
+    started = time.perf_counter()
+    frame = pd.DataFrame({"rpid": data.comments["id"], "bvid": data.comments["video"]})
+    splits = video_folds(frame, k=cfg.folds, val_frac=cfg.val_frac, seed=cfg.seed)
+    texts = data.comments["text"].to_numpy()
+    device = _device(cfg)
+    oof = np.full((len(data.comments), len(data.labels)), -np.inf, np.float32)
+    tested = np.zeros(len(data.comments), bool)
+    folds = []
+    for split in splits:
+        f = split.params["fold"]
+        part = split.assign(data.comments["id"])
+        view = label_view(data, np.flatnonzero(part != "test"), cfg.min_comments)
+        train = np.flatnonzero((part == "train") & (view.main >= 0))
+        val = np.flatnonzero((part == "val") & (view.main >= 0))
+        test = np.flatnonzero(part == "test")
+        fold_dir = out_dir / f"fold-{f + 1}" if out_dir is not None and cfg.fold_checkpoints else None
+        model, fitted, bank = fit_model(data, view, train, val, cfg, out_dir=fold_dir, progress=progress,
+                                        label=f"{NAME} fold {f + 1}/{cfg.folds}")
+        scores = _scores(model, data, test, bank, device)
+        tfidf, tfidf_info = _tfidf(data, view, split, train, val, test, texts, cfg)
+        majority = majority_baseline(view.main[train], num_labels=len(view.labels), n=len(test))
+        main = view.of(data.main[test])  # -1: its main emote is no label of this fold, a miss for all
+        sets = [view.label_sets[i] for i in test]
+        evaluate = {"per_emote": cfg.balanced_per_emote, "seed": cfg.seed, "strata": data.main[test]}
+        results = {name: evaluate_ranking(s, main=main, label_sets=sets, **evaluate)
+                   for name, s in ((NAME, scores), ("tfidf", tfidf), ("majority", majority))}
+        oof[np.ix_(test, view.cols)] = scores
+        tested[test] = True
+        folds.append({"fold": f + 1, "test_videos": split.params["test_videos"],
+                      "val_videos": split.params["val_videos"],
+                      "sizes": {"train": int(train.size), "val": int(val.size), "test": int(test.size)},
+                      "unknown_main": int((main < 0).sum()), "labels": view.labels,
+                      "best_epoch": fitted.best_epoch, "epochs_run": fitted.epochs_run,
+                      "stopped_early": fitted.stopped_early, "tfidf": tfidf_info, "results": results,
+                      "history": fitted.history})
+    rows = np.flatnonzero(tested)
+    best_epochs = [fold["best_epoch"] for fold in folds]
+    return {"k": cfg.folds, "splits": splits, "folds": folds, "summary": _aggregate(folds),
+            "report": detailed_report(oof[rows], main=data.main[rows], labels=data.labels),
+            "tested": int(rows.size), "best_epochs": best_epochs,
+            "chosen_epochs": max(1, int(np.floor(np.median(best_epochs) + 0.5))),
+            "seconds": round(time.perf_counter() - started, 1)}
 
 
-def load_ranker(path: str | Path) -> tuple[EmoteRanker, Tokenizer, list[str]]:
-    """Rebuild the ranker (eval mode), its tokenizer and labels from a checkpoint (a frozen encoder
-    is loaded from its folder or id, as recorded)."""
+def _tfidf(data: Data, view: View, split: Split, train: np.ndarray, val: np.ndarray, test: np.ndarray,
+           texts: np.ndarray, cfg: TrainConfig) -> tuple[np.ndarray, dict[str, Any]]:
+    """TF-IDF + LR on the fold's train rows, C chosen on its validation videos; remembered per fold
+    and labels (in memory, and on disk under the cache), so an ablation fits it once."""
+    key = (split.params["fold"], split.params["k"], cfg.seed, tuple(view.labels), tuple(cfg.tfidf_cs),
+           hash(split.parts["test"]), hash(split.parts["val"]))
+    if key not in data.memo:
+        cache = None if data.cache_dir is None else data.cache_dir / "baselines"
+        data.memo[key] = tfidf_logreg_baseline(texts[train], view.main[train], num_labels=len(view.labels),
+                                               val_texts=texts[val], val_main=view.main[val], test_texts=texts[test],
+                                               Cs=cfg.tfidf_cs, seed=cfg.seed, cache_dir=cache)
+    return data.memo[key]
+
+
+def _aggregate(folds: list[dict[str, Any]]) -> dict[str, Any]:
+    """{method: {natural|balanced: {metric: {"mean", "sd", "folds": [...]}}}}."""
+    out: dict[str, Any] = {}
+    for method in METHODS:
+        out[method] = {}
+        for part in ("natural", "balanced"):
+            out[method][part] = {}
+            for metric in METRICS:
+                values = [fold["results"][method][part].get(metric) for fold in folds]
+                mean, sd = mean_sd(values)
+                out[method][part][metric] = {"mean": mean, "sd": sd, "folds": values}
+    return out
+
+
+# -- the registered model: every comment, the chosen epochs --------------------------------------------
+def retrain(data: Data, cfg: TrainConfig, *, epochs: int, out_dir: Path | None = None,
+            progress: bool = False) -> tuple[EmoteRanker, View, FitResult]:
+    """Train on every comment with the labels from all of them for `epochs` of the schedule (no
+    validation left: the last epoch is the best). Returns the exportable ranker (eval mode, on the
+    CPU, the frozen encoder attached), its view and the loop's result."""
+    everything = np.arange(len(data.comments))
+    view = label_view(data, everything, cfg.min_comments)
+    train = np.flatnonzero(view.main >= 0)
+    model, fitted, bank = fit_model(data, view, train, np.zeros(0, np.int64), cfg, out_dir=out_dir,
+                                    stop_after=min(epochs, cfg.epochs), progress=progress, label=f"{NAME} all data")
+    if cfg.freeze_text_encoder:  # attach the frozen encoder: the ranker embeds raw ids
+        model.text.encoder = data.encoder
+    ranker = EmoteRanker(model.text, bank, model.tau.item()).cpu().eval()
+    return ranker, view, fitted
+
+
+def train_emoji_align(rows: pd.DataFrame, *, out_dir: str | Path, config: TrainConfig | None = None,
+                      bilibili_images: Mapping[str, str | Path] | None = None, map_file: str | Path | None = None,
+                      cache_dir: str | Path | None = None, progress: bool = True) -> TrainResult:
+    """The whole protocol on every emoji comment (`emoji_comments_keyed` rows: `rpid, bvid,
+    emoji_alt, message, sentence`): folds, then the all-data retrain, which is returned (see the
+    module's docstring). Writes checkpoints, the folds, metrics and `eval_summary.md` to `out_dir`;
+    `bilibili_images` maps `[emote]` to its downloaded image file."""
+    cfg = config or TrainConfig()
+    with _torch_threads(cfg.threads):
+        return _train(rows, out_dir=Path(out_dir), cfg=cfg, bilibili_images=bilibili_images, map_file=map_file,
+                      cache_dir=cache_dir, progress=progress)
+
+
+def _train(rows: pd.DataFrame, *, out_dir: Path, cfg: TrainConfig, bilibili_images: Mapping[str, str | Path] | None,
+           map_file: str | Path | None, cache_dir: str | Path | None, progress: bool) -> TrainResult:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    data = prepare_data(rows, cfg, bilibili_images=bilibili_images, map_file=map_file, cache_dir=cache_dir,
+                        progress=progress)
+    cv = cross_validate(data, cfg, out_dir=out_dir / "folds", progress=progress)
+    epochs = cfg.retrain_epochs or cv["chosen_epochs"]
+    t0 = time.perf_counter()
+    ranker, view, fitted = retrain(data, cfg, epochs=epochs, out_dir=out_dir, progress=progress)
+    seconds = {"prepare": data.seconds["prepare"], "folds": cv["seconds"],
+               "retrain": round(time.perf_counter() - t0, 1), "total": round(time.perf_counter() - started, 1)}
+
+    metrics = _metrics(cv, data, view, cfg, epochs, seconds)
+    files = {"checkpoint": fitted.files["best"], "checkpoint_last": fitted.files["last"],
+             "folds": _write_json(out_dir / "folds.json", [s.to_dict() for s in cv["splits"]]),
+             "metrics": _write_json(out_dir / "metrics.json", metrics)}
+    (out_dir / "eval_summary.md").write_text(_summary(cv, data, view, cfg, epochs, fitted, seconds), encoding="utf-8")
+    files["eval_summary"] = out_dir / "eval_summary.md"
+    rng = np.random.default_rng(cfg.seed)
+    picked = np.sort(rng.permutation(len(data.comments))[:cfg.quality_records])
+    log.info("%s: %s", NAME, {k: round(v, 4) for k, v in metrics.items() if isinstance(v, float)})
+    encoders = {}
+    if cfg.text_encoder == "transformers":  # by content, never by folder (training.features)
+        key = "text" if cfg.freeze_text_encoder else "text_fine_tuned_from"
+        encoders[key] = encoder_fingerprint(cfg.text_encoder_path)
+    return TrainResult(name=NAME, task=TASK, module=ranker, preprocessor=data.preprocessor,
+                       head=Head("ranking", tuple(view.labels)), config=config_dict(cfg), metrics=metrics,
+                       files=files, quality_records=data.comments["raw"].iloc[picked].tolist(),
+                       output_names=("logits",), entity_kinds=("comment",), history=fitted.history, out_dir=out_dir,
+                       encoders=encoders)
+
+
+def _metrics(cv: dict[str, Any], data: Data, view: View, cfg: TrainConfig, epochs: int,
+             seconds: dict[str, float]) -> dict[str, Any]:
+    """Flat means (and `_sd`) first: the model's, then `tfidf_` and `majority_`; `balanced_` for the
+    balanced sample. Then what they describe, every fold, and the retrain."""
+    flat: dict[str, Any] = {"evaluation": f"video_folds(k={cv['k']})", "registered": "all_data_retrain"}
+    for method in METHODS:
+        prefix = "" if method == NAME else f"{method}_"
+        for part in ("natural", "balanced"):
+            for metric in METRICS:
+                value = cv["summary"][method][part][metric]
+                name = f"{prefix}{'balanced_' if part == 'balanced' else ''}{metric}"
+                flat[name], flat[f"{name}_sd"] = value["mean"], value["sd"]
+    report = cv["report"]
+    return {
+        **flat,
+        "describes": (f"means ± sd over {cv['k']} folds of whole videos ({cv['tested']} test comments); labels, "
+                      f"thresholds, epochs and TF-IDF's C chosen without the test videos. The registered module "
+                      f"is a retrain on all {int((view.main >= 0).sum())} comments for {epochs} epochs (the median "
+                      f"of the folds' best epochs), which no fold measures."),
+        "mean_rank": report["mean_rank"], "macro_f1": report["macro_f1"], "n_labels": len(view.labels),
+        "min_comments": cfg.min_comments, "profile": cfg.profile, "folds": [_fold_metrics(f) for f in cv["folds"]],
+        "report": report,
+        "retrain": {"epochs": epochs, "best_epochs": cv["best_epochs"], "comments": int((view.main >= 0).sum()),
+                    "labels": view.labels},
+        "image_coverage": data.images.coverage(), "seconds": seconds, "train_seconds": seconds["total"],
+    }
+
+
+def _fold_metrics(fold: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in fold.items() if k != "history"}
+
+
+# -- the summary --------------------------------------------------------------------------------------
+def _summary(cv: dict[str, Any], data: Data, view: View, cfg: TrainConfig, epochs: int, fitted: FitResult,
+             seconds: dict[str, float]) -> str:
+    k, summary, folds = cv["k"], cv["summary"], cv["folds"]
+    names = {NAME: f"**{NAME} ({cfg.profile})**", "tfidf": "TF-IDF char 1-3-grams + LR", "majority": "majority"}
+
+    def mean_table(part: str) -> list[str]:
+        return markdown_table(["model", *METRICS], [
+            [names[m], *(f"{summary[m][part][x]['mean']:.3f} ± {summary[m][part][x]['sd']:.3f}" for x in METRICS)]
+            for m in METHODS])
+
+    def fold_table(part: str) -> list[str]:
+        figures = [f"{m} {x}" for m in METHODS for x in ("top1_strict", "top5_strict")]
+        if part == "balanced":
+            return markdown_table(["fold", "comments sampled", *figures], [
+                [f["fold"], f["results"][NAME]["n_balanced"],
+                 *(f["results"][m][part].get(x) for m in METHODS for x in ("top1_strict", "top5_strict"))]
+                for f in folds])
+        return markdown_table(
+            ["fold", "test comments", "main not a label", "labels", "best epoch", "TF-IDF C", *figures],
+            [[f["fold"], f["results"][NAME]["n"], f["unknown_main"], len(f["labels"]), f["best_epoch"],
+              f["tfidf"].get("C"), *(f["results"][m][part].get(x) for m in METHODS for x in ("top1_strict", "top5_strict"))]
+             for f in folds])
+
+    report = cv["report"]
+    protocol = [
+        f"Evaluation `video_folds(k={k})`: {k} folds over whole videos, each video the test of one fold; "
+        f"validation videos drawn from each fold's other videos (about {cfg.val_frac:.0%} of their comments); "
+        "comments without a video only train. Per fold, the labels are the emotes more than "
+        f"{cfg.min_comments} train+validation comments carry (test videos never counted); the model's epoch is "
+        f"chosen on the validation videos (early stopping on `{cfg.monitor}`, patience {cfg.patience}, at most "
+        f"{cfg.epochs} epochs); TF-IDF's C on the same videos from {list(cfg.tfidf_cs)}.",
+        "",
+        f"Test comments: those of the test videos carrying an emote more than {cfg.min_comments} comments carry "
+        f"in all the data ({cv['tested']} over the folds); the main emote is their most frequent such emote. When "
+        "it is no label of the fold (`main not a label` below), the comment is a miss for every method.",
+        "",
+        f"**The registered model is not any of these runs**: it is retrained on all {int((view.main >= 0).sum())} "
+        f"comments with all {len(view.labels)} labels for {epochs} epochs (the median of the folds' best epochs "
+        f"{cv['best_epochs']}) on the same schedule. The figures below describe the protocol that chose it.",
+    ]
+    sections: dict[str, list[str]] = {
+        "How these figures were measured": protocol,
+        f"Natural distribution (mean ± sd over {k} folds)": mean_table("natural"),
+        f"Balanced sample (up to {cfg.balanced_per_emote} comments per main emote; mean ± sd)": mean_table("balanced"),
+        "Per fold, natural": [*fold_table("natural"), "",
+                              *(f"- fold {f['fold']}: test videos {', '.join(f['test_videos'])}; validation "
+                                f"{', '.join(f['val_videos'])}" for f in folds)],
+        "Per fold, balanced": fold_table("balanced"),
+        "Per emote (out-of-fold predictions, Top-1 against the main emote)": [
+            f"Mean rank of the main emote: {report['mean_rank']:.2f} of {len(data.labels)}; macro F1 "
+            f"{report['macro_f1']:.3f}.", "",
+            *markdown_table(["emote", "support", "precision", "recall", "F1", "mean rank", "predicted"],
+                            [[lab, v["support"], v["precision"], v["recall"], v["f1"], v["mean_rank"], v["predicted"]]
+                             for lab, v in report["per_emote"].items()])],
+        "Most common confusions (main → predicted)": markdown_table(
+            ["main emote", "predicted", "comments"],
+            [[c["true"], c["predicted"], c["count"]] for c in report["confusions"]]),
+        "Top-1 predictions": markdown_table(["emote", "comments"], list(report["top1_distribution"].items())),
+    }
+    coverage = data.images.coverage()
+    sections["Emote images"] = [
+        f"{len(data.images.images)} images for {len(data.labels)} emotes.", "",
+        *markdown_table(["source", "emotes", "share"], [[s, v["emotes"], v["share"]] for s, v in coverage.items()]), "",
+        "No Unicode twin: " + (", ".join(e for e, t in data.images.twins.items() if not t) or "none")]
+    hist = fitted.history
+    source = Path(cfg.text_encoder_path).name if cfg.text_encoder_path else "trained from scratch"
+    sections["Training the registered model"] = [
+        f"Profile {cfg.profile}: text encoder {cfg.text_encoder} ({source}), "
+        f"{'frozen with cached features' if cfg.freeze_text_encoder else 'trained'}; {seconds['total']:.0f} s in all: "
+        f"{seconds['prepare']:.0f} s preparing text and images, {seconds['folds']:.0f} s for the folds, "
+        f"{seconds['retrain']:.0f} s for the retrain.", "",
+        *markdown_table(list(hist[0]), [[(f"{v:.2e}" if k.startswith("lr_") else v) for k, v in r.items()] for r in hist])]
+    return eval_summary_markdown(title=f"{NAME}: emotes ranked by text-image alignment", sections=sections)
+
+
+# -- checkpoints ---------------------------------------------------------------------------------------
+def load_ranker(path: str | Path) -> tuple[EmoteRanker, TextPreprocessor, Head]:
+    """Rebuild the ranker (eval mode), its preprocessor and head from a checkpoint written by
+    `fit_model` (a frozen encoder is loaded from its folder or id, as recorded)."""
     ckpt = load_checkpoint(path)
-    config = EmojiAlignConfig(**{**ckpt["model_args"], "image_channels": tuple(ckpt["model_args"]["image_channels"])})
+    config = _emoji_config(ckpt["model_args"])
     extra = ckpt["extra"]
     encoder = build_text_encoder(config, pretrained=not extra["encoder_in_state"])
     model = EmojiAlign(config, text_encoder=encoder)
@@ -413,10 +648,28 @@ def load_ranker(path: str | Path) -> tuple[EmoteRanker, Tokenizer, list[str]]:
     if missing or unexpected:
         raise ValueError(f"checkpoint {path} does not fit its model: missing {missing[:5]}, unexpected {unexpected[:5]}")
     ranker = EmoteRanker(model.text, extra["prototypes"], extra["tau"]).eval()
-    return ranker, tokenizer_from_dict(extra["tokenizer"]), list(extra["labels"])
+    preprocessor = preprocessor_from_dict(extra["preprocessor"])
+    return ranker, preprocessor, Head("ranking", tuple(extra["labels"]))
 
 
-# -- helpers -----------------------------------------------------------------------------------------
+# -- helpers -------------------------------------------------------------------------------------------
+@contextmanager
+def _torch_threads(threads: int | None) -> Iterator[None]:
+    before = torch.get_num_threads()
+    if threads:
+        torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def _device(cfg: TrainConfig) -> torch.device:
+    if cfg.device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(cfg.device)
+
+
 def _tokenizer(cfg: TrainConfig) -> Tokenizer:
     if cfg.text_encoder == "ngrams":
         return HashedNgramTokenizer(buckets=cfg.ngram_buckets, max_n=cfg.ngram_max_n, max_len=cfg.max_len)
@@ -433,68 +686,11 @@ def _model_config(cfg: TrainConfig, *, num_emotes: int) -> EmojiAlignConfig:
                             **{name: getattr(cfg, name) for name in shared})
 
 
-def _run_metrics(run: dict[str, Any]) -> dict[str, Any]:
-    return {"sizes": run["sizes"], "best_epoch": run["best_epoch"], "results": run["results"],
-            "tfidf": run["tfidf"], "report": run["report"], "split_seed": run["split"].seed,
-            "split_method": run["split"].method, "history": run["history"]}
-
-
-def _summary(runs: dict[str, dict[str, Any]], images: EmoteImages, cfg: TrainConfig, labels: list[str],
-             seconds: float, embed_seconds: float) -> str:
-    sections: dict[str, list[str]] = {}
-    titles = {"unseen_videos": "Unseen videos (whole videos held out; the figures we quote)",
-              "by_comment": "Split by comment (the registered model)"}
-    for name, run in runs.items():
-        sizes = run["sizes"]
-        body = [f"Comments train/val/test: {sizes['train']}/{sizes['val']}/{sizes['test']}; split "
-                f"{run['split'].method}, seed {run['split'].seed}; best epoch {run['best_epoch']} "
-                f"(validation Top-1 strict); TF-IDF C = {run['tfidf'].get('C')}.", "",
-                "Natural distribution:", "", *results_table(run["results"], part="natural"), "",
-                f"Balanced sample (up to {cfg.balanced_per_emote} comments per main emote, "
-                f"{run['results'][NAME]['n_balanced']} comments):", "",
-                *results_table(run["results"], part="balanced")]
-        if run["split"].params.get("test_videos"):
-            body += ["", "Held-out videos: " + ", ".join(run["split"].params["test_videos"])]
-        sections[titles[name]] = body
-    quoted = runs.get("unseen_videos", runs["by_comment"])
-    report = quoted["report"]
-    sections["Per emote (quoted run, Top-1 against the main emote)"] = [
-        f"Mean rank of the main emote: {report['mean_rank']:.2f}; macro F1 {report['macro_f1']:.3f}.", "",
-        *markdown_table(["emote", "support", "precision", "recall", "F1", "mean rank", "predicted"],
-                        [[lab, v["support"], v["precision"], v["recall"], v["f1"], v["mean_rank"], v["predicted"]]
-                         for lab, v in report["per_emote"].items()])]
-    sections["Most common confusions (main → predicted)"] = markdown_table(
-        ["main emote", "predicted", "comments"], [[c["true"], c["predicted"], c["count"]] for c in report["confusions"]])
-    sections["Top-1 predictions"] = markdown_table(["emote", "comments"], list(report["top1_distribution"].items()))
-    coverage = images.coverage()
-    sections["Emote images"] = [
-        f"{len(images.images)} images for {len(labels)} emotes.", "",
-        *markdown_table(["source", "emotes", "share"], [[s, v["emotes"], v["share"]] for s, v in coverage.items()]), "",
-        "No Unicode twin: " + (", ".join(e for e, t in images.twins.items() if not t) or "none")]
-    hist = quoted["history"]
-    sections["Training (quoted run)"] = [
-        f"Profile {cfg.profile}: text encoder {cfg.text_encoder} ({cfg.text_encoder_path or 'trained from scratch'}), "
-        f"{'frozen with cached embeddings' if cfg.freeze_text_encoder else 'trained'}; {seconds:.0f} s in all, "
-        f"{embed_seconds:.0f} s of it preparing text inputs.", "",
-        *markdown_table(list(hist[0]), [[(f"{v:.2e}" if k.startswith("lr_") else v) for k, v in r.items()] for r in hist])]
-    return eval_summary_markdown(title=f"{NAME}: emotes ranked by text-image alignment", sections=sections)
-
-
-def _plain(value: Any) -> Any:
-    """Tuples to lists, so the config survives weights-only unpickling and JSON alike."""
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    return list(value) if isinstance(value, tuple) else value
-
-
-def _copy(src: Path, dst: Path) -> Path:
-    import shutil
-
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copy2(src, dst)
-    return dst
+def _emoji_config(model_args: Mapping[str, Any]) -> EmojiAlignConfig:
+    return EmojiAlignConfig(**{**model_args, "image_channels": tuple(model_args["image_channels"])})
 
 
 def _write_json(path: Path, value: Any) -> Path:
     path.write_text(json.dumps(value, ensure_ascii=False, indent=2, default=str), encoding="utf-8")
     return path
+
