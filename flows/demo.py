@@ -61,11 +61,11 @@ def print_summary(settings: Settings, result: dict[str, Any], console: Console) 
         table.add_row(key, f"{int(value):,}")
     model = result["model"]
     metrics = model.get("metrics", {})
-    for k in (1, 5):
-        if f"top{k}_strict" in metrics:
-            table.add_row(f"model Top-{k} ({metrics.get('evaluation', 'held out')}, mean)",
-                          f"{metrics[f'top{k}_strict']:.3f}  (TF-IDF {metrics[f'tfidf_top{k}_strict']:.3f}, "
-                          f"majority {metrics[f'majority_top{k}_strict']:.3f})")
+    for name, key in (("Top-1", "top1_strict"), ("Top-5", "top5_strict"), ("balanced Top-1", "balanced_top1_strict")):
+        if key in metrics:
+            table.add_row(f"model {name} ({metrics.get('evaluation', 'held out')}, mean)",
+                          f"{metrics[key]:.3f}  (TF-IDF {metrics[f'tfidf_{key}']:.3f}, "
+                          f"majority {metrics[f'majority_{key}']:.3f})")
     table.add_row("model", f"{model.get('model_id')} (v{model.get('version')})")
     table.add_row("warehouse", str(settings.database.absolute()))
     table.add_row("catalog (duckdb -readonly)", str(catalog_path(settings.home).absolute()))

@@ -122,7 +122,7 @@ class ModelRecord:
 TOKENIZER_DIR = "tokenizer_files"
 
 
-def find_model(wh: Warehouse, *, model_id: str | None = None, task: str | None = "emoji",
+def find_model(wh: Warehouse, *, model_id: str | None = None, task: str | None = None,
                home: str | Path | None = None) -> ModelRecord:
     """The registered model `model_id`, or the latest of `task` when no id is given. Paths are
     taken relative to `home` (default: the warehouse's folder, the emopulse home)."""

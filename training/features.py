@@ -32,8 +32,8 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["FeatureCache", "cached_features", "encoder_fingerprint", "image_features", "input_key",
-           "text_features"]
+__all__ = ["FeatureCache", "array_image_features", "cached_features", "encoder_fingerprint", "image_features",
+           "input_key", "text_features"]
 
 log = logging.getLogger(__name__)
 
@@ -231,7 +231,7 @@ def text_features(encoder: Any, tokenizer: Any, texts: Sequence[Any], *, root: s
     texts = [t if isinstance(t, str) else "" for t in texts]
     cache = None
     if root is not None:
-        settings = {"encoder": type(encoder).__name__, "pooling": "mean", "prefix": tokenizer.prefix,
+        settings = {"encoder": type(encoder).__name__, "pooling": getattr(encoder, "pooling", "mean"), "prefix": tokenizer.prefix,
                     "max_len": tokenizer.max_len}
         src = source if source is not None else tokenizer.path
         cache = FeatureCache(root, "text", encoder_fingerprint(src, settings),
@@ -252,6 +252,16 @@ def text_features(encoder: Any, tokenizer: Any, texts: Sequence[Any], *, root: s
         encoder.train(was_training)
 
 
+def _image_cache(encoder: Any, root: str | Path | None, weights: str | Path | None) -> FeatureCache | None:
+    from .encoders.image import default_weights
+
+    if root is None:
+        return None
+    settings = {"encoder": getattr(encoder, "name", type(encoder).__name__),
+                "preprocess": repr(getattr(encoder, "preprocess", None))}
+    return FeatureCache(root, "image", encoder_fingerprint(weights or default_weights(), settings), meta=settings)
+
+
 def image_features(encoder: Any, paths: Sequence[str | Path], *, root: str | Path | None,
                    weights: str | Path | None = None, progress: bool = False) -> np.ndarray:
     """float32 [N, 1280]: an `ImageEncoder`'s L2-normalised EfficientNet-Lite0 vectors of image
@@ -259,14 +269,6 @@ def image_features(encoder: Any, paths: Sequence[str | Path], *, root: str | Pat
     Files must be readable (`ImageEncoder.embed_files` reports unreadable ones)."""
     from PIL import Image
 
-    from .encoders.image import default_weights
-
-    cache = None
-    if root is not None:
-        settings = {"encoder": getattr(encoder, "name", type(encoder).__name__),
-                    "preprocess": repr(getattr(encoder, "preprocess", None))}
-        cache = FeatureCache(root, "image", encoder_fingerprint(weights or default_weights(), settings),
-                             meta=settings)
     paths = [Path(p) for p in paths]
     keys = [input_key(p.read_bytes()) for p in paths]
 
@@ -277,6 +279,23 @@ def image_features(encoder: Any, paths: Sequence[str | Path], *, root: str | Pat
                 images.append(image.convert("RGB"))
         return encoder.embed_images(images)
 
-    return cached_features(paths, keys, compute, dim=int(encoder.dim), cache=cache,
+    return cached_features(paths, keys, compute, dim=int(encoder.dim), cache=_image_cache(encoder, root, weights),
                            batch_size=getattr(encoder, "batch_size", 16), progress=progress,
                            description="embedding images")
+
+
+def array_image_features(encoder: Any, images: np.ndarray, *, root: str | Path | None,
+                         weights: str | Path | None = None, progress: bool = False) -> np.ndarray:
+    """float32 [N, 1280]: as `image_features`, for images already in memory (uint8 [N, H, W, 3],
+    e.g. the emote images), keyed by their shape and pixels; the same cache as files."""
+    from PIL import Image
+
+    images = np.ascontiguousarray(images, dtype=np.uint8)
+    keys = [input_key(f"{im.shape}".encode() + im.tobytes()) for im in images]
+
+    def compute(batch: list[np.ndarray]) -> np.ndarray:
+        return encoder.embed_images([Image.fromarray(im, "RGB") for im in batch])
+
+    return cached_features(list(images), keys, compute, dim=int(encoder.dim), cache=_image_cache(encoder, root, weights),
+                           batch_size=getattr(encoder, "batch_size", 16), progress=progress,
+                           description="embedding emote images")

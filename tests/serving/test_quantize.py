@@ -86,3 +86,21 @@ def test_quantising_a_transformers_graph_leaves_nothing_in_the_working_folder(tm
     how = quantize_int8(registered["bert_ranker"].path("onnx"), tmp_path / "int8.onnx")
     assert how["pre_process"] == "onnx" and (tmp_path / "int8.onnx").is_file()
     assert list(work.iterdir()) == [] and sorted(p.name for p in tmp_path.iterdir()) == ["int8.onnx", "work"]
+
+
+def test_each_layers_feed_forward_output_stays_in_float_and_the_rest_is_int8(tmp_path, registered) -> None:
+    import onnx
+
+    from emopulse.serving.quantize import float_kept, quantize_int8
+
+    src = registered["bert_ranker"].path("onnx")
+    fp32 = onnx.load(str(src))
+    layers = {n.name.split("/output/")[0] for n in fp32.graph.node if "/output/dense/MatMul" in n.name
+              and "attention" not in n.name}
+    assert len(float_kept(fp32)) == len(layers) >= 2  # one per transformer layer, none of the attention's
+    how = quantize_int8(src, tmp_path / "int8.onnx")
+    int8 = onnx.load(str(tmp_path / "int8.onnx"))
+    float_matmuls = {n.name for n in int8.graph.node if n.op_type == "MatMul"}
+    integer = [n for n in int8.graph.node if n.op_type in ("MatMulInteger", "DynamicQuantizeMatMul")]
+    assert how["kept_float"] == len(layers) and set(float_kept(fp32)) <= float_matmuls
+    assert integer and not any("attention" not in n.name and "/output/dense/" in n.name for n in integer)

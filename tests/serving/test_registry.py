@@ -51,7 +51,7 @@ def test_the_folder_and_the_row_hold_everything_with_paths_relative_to_the_home(
     with Warehouse.open(home / "warehouse.duckdb", command="test") as wh:
         row = wh.con.execute("SELECT metrics::VARCHAR || artifacts::VARCHAR || params::VARCHAR || files::VARCHAR "
                              "FROM models").fetchall()[0][0]
-        assert ModelRecord.from_row(latest_model(wh, "emoji"), home=home) == record == find_model(wh)
+        assert ModelRecord.from_row(latest_model(wh, "emoji"), home=home) == record == find_model(wh, task="emoji")
     assert str(home) not in row and '"/' not in row  # no absolute path of this machine anywhere
     assert record.params["encoders"] == {"text": "tiny-bert-0"}
     encoder_folder = Path(bert_ranker.config["text_encoder_path"])
@@ -101,7 +101,7 @@ def test_a_changed_file_is_refused_by_name(bert_home, tmp_path, name: str, chang
     src, record = bert_home
     home = _copy(src, tmp_path)
     with Warehouse.open(home / "warehouse.duckdb", command="test") as wh:
-        record = find_model(wh)
+        record = find_model(wh, task="emoji")
     load_scorer(record, device="cpu", variant="int8")  # fine before the change
     change(record.folder / name)
     with pytest.raises(ArtifactMismatch, match=rf"model {record.model_id}: models/emoji/{record.model_id}/{name} "
@@ -115,7 +115,7 @@ def test_a_missing_file_is_named(bert_home, tmp_path) -> None:
     home = _copy(src, tmp_path)
     (home / record.artifacts["head"]).unlink()
     with Warehouse.open(home / "warehouse.duckdb", command="test") as wh:
-        record = find_model(wh)
+        record = find_model(wh, task="emoji")
     with pytest.raises(FileNotFoundError, match=r"head\.json is missing"):
         load_scorer(record, device="cpu")
 

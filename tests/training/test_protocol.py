@@ -113,9 +113,10 @@ def test_the_model_and_tfidf_train_validate_and_test_on_the_folds_parts(protocol
         assert set(videos[fit["val"]]) <= val_videos and fit["val"].size  # validation: whole other videos
         assert not set(videos[fit["train"]]) & (test_videos | val_videos)
         assert not test_videos & val_videos
-        # TF-IDF: the model's train and validation rows, then every comment of the test videos
+        # TF-IDF: the model's train and validation rows; it scores the validation rows (for the
+        # blend's weight) and then every comment of the test videos
         assert tfidf["train"] == texts[fit["train"]].tolist() and tfidf["val"] == texts[fit["val"]].tolist()
-        assert tfidf["test"] == texts[test].tolist()
+        assert tfidf["test"] == texts[fit["val"]].tolist() + texts[test].tolist()
 
 
 def test_tfidf_c_is_the_best_on_the_validation_videos(protocol) -> None:

@@ -14,9 +14,11 @@ __all__ = ["prototype_cross_entropy", "hardest_negative_triplet"]
 
 
 def prototype_cross_entropy(text: torch.Tensor, prototypes: torch.Tensor, target: torch.Tensor,
-                            tau: torch.Tensor) -> torch.Tensor:
-    """Cross-entropy of softmax(cosine similarities / tau) against the target distribution."""
+                            tau: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
+    """Cross-entropy of softmax(cosine similarities / tau + bias [E]) against the target distribution."""
     logits = text @ prototypes.T / tau
+    if bias is not None:
+        logits = logits + bias
     return F.cross_entropy(logits, target)
 
 

@@ -23,7 +23,8 @@ The protocol, `video_folds(k)`:
    describe the protocol, the module is the retrain.
 
 `prepare_data` (text features, images) is separate from `cross_validate` and `retrain`, so an
-ablation prepares once and varies the config: `cross_validate(data, replace(cfg, dropout=0.1))`.
+ablation prepares once and varies the config: `cross_validate(data, replace(cfg, dropout=0.1))`
+(a field the inputs depend on, `PREPARED`, needs them prepared again; a run refuses otherwise).
 """
 
 from __future__ import annotations
@@ -53,7 +54,7 @@ from ..encoders.tokenizers import HashedNgramTokenizer, TextTokenizer, Tokenizer
 from ..evaluation import METRICS, detailed_report, evaluate_ranking, mean_sd
 from ..features import encoder_fingerprint, text_features
 from ..loop import FitResult, Hooks, LoopConfig, ParamGroup, config_dict, fit
-from ..metrics import ranking_metrics
+from ..metrics import ranking_metrics, topk_accuracy
 from ..preprocess import TextPreprocessor, preprocessor_from_dict
 from ..report import eval_summary_markdown, markdown_table
 from ..result import Head, TrainResult
@@ -66,7 +67,6 @@ __all__ = ["NAME", "PROFILES", "TASK", "Data", "TrainConfig", "View", "cross_val
 
 NAME = "emoji_align"
 TASK = "emoji"
-METHODS = (NAME, "tfidf", "majority")
 log = logging.getLogger(__name__)
 
 
@@ -84,6 +84,7 @@ class TrainConfig:
     text_encoder: str = "transformers"  # or "ngrams"
     text_encoder_path: str | None = None  # a folder (e.g. $EMOPULSE_HOME/models/multilingual-e5-small) or hub id
     text_prefix: str = "query: "  # e5 models expect it; "" for others
+    text_pooling: str = "last4"  # transformers: "mean" of the last layer, or "last4" (mean of the last four)
     max_len: int = 96
     freeze_text_encoder: bool = True  # frozen: features computed once and cached
     ngram_buckets: int = 1 << 15
@@ -92,10 +93,12 @@ class TrainConfig:
     # towers and space (every field that EmojiAlignConfig also has is passed on to the model)
     embed_dim: int = 256
     hidden_dim: int = 512
-    dropout: float = 0.2
+    dropout: float = 0.1
+    image_encoder: str = "efficientnet"  # frozen Lite0 features of the emote images; or "scratch": the CNN, trained
     image_channels: tuple[int, ...] = (24, 48, 96, 192)
     emote_offsets: bool = True
-    augment: bool = True
+    prior_bias: bool = False  # a per-emote logit bias, initialised to the log prior of the training rows
+    augment: bool = True  # random affine draws of the emote images each step (the scratch CNN only)
     # loss
     tau_init: float = 0.07
     tau_min: float = 0.03
@@ -103,6 +106,8 @@ class TrainConfig:
     ce_weight: float = 1.0
     triplet_weight: float = 0.5
     triplet_margin: float = 0.2
+    label_smoothing: float = 0.1  # share of each target moved to emotes that co-occur with (or share a
+    # Unicode twin with) its emotes in the training rows
     # optimisation (training/loop.py)
     epochs: int = 12  # the schedule's length: the most epochs a fold runs
     patience: int | None = 3  # epochs without a better validation figure before a fold stops
@@ -121,6 +126,8 @@ class TrainConfig:
     val_frac: float = 0.15  # of a fold's non-test videos' comments, as whole videos
     balanced_per_emote: int = 35
     tfidf_cs: tuple[float, ...] = TFIDF_CS
+    tfidf_blend: bool = False  # also report the model's log-probabilities blended with TF-IDF's, the
+    # weight chosen on the validation videos (an evaluation: the registered module is the model alone)
     retrain_epochs: int | None = None  # None: the median of the folds' best epochs
     fold_checkpoints: bool = True  # write each fold's best and last checkpoints (gpu: kept in memory)
     quality_records: int = 300
@@ -128,15 +135,19 @@ class TrainConfig:
 
 
 PROFILES: dict[str, dict[str, Any]] = {
-    # frozen e5, cached features; trains the projections, the image tower, the offsets and tau
+    # frozen e5 (the mean of its last four layers) and frozen EfficientNet-Lite0 emote features,
+    # cached; trains the projections, the offsets and tau. Chosen on the folds' validation videos
+    # (bench/emoji_ablation.py; README "The emoji model")
     "cpu": {},
     # fine-tunes the text encoder too (on a GPU)
     "gpu": {"freeze_text_encoder": False, "epochs": 6, "batch_size": 64, "lr_projection": 5e-4,
             "fold_checkpoints": False, "threads": None},
-    # the demo's: hashed character n-grams trained from scratch, no pretrained weights; 3 folds
+    # the demo's: hashed character n-grams and the emote CNN trained from scratch, no pretrained
+    # weights, the log-prior bias; 3 folds (settings chosen on the demo's validation videos)
     "light": {"text_encoder": "ngrams", "freeze_text_encoder": False, "text_prefix": "", "max_len": 256,
-              "epochs": 6, "lr_text_encoder": 5e-3, "lr_projection": 3e-3, "lr_image_encoder": 3e-3,
-              "image_channels": (8, 16, 32, 64), "hidden_dim": 128, "embed_dim": 64, "folds": 3},
+              "epochs": 6, "lr_text_encoder": 2e-3, "lr_projection": 1e-3, "lr_image_encoder": 1e-3,
+              "image_encoder": "scratch", "image_channels": (8, 16, 32, 64), "hidden_dim": 128, "embed_dim": 64,
+              "folds": 3, "prior_bias": True, "dropout": 0.2},
 }
 
 
@@ -160,10 +171,11 @@ class Data:
     main: np.ndarray  # [N] the main emote among `labels`
     images: EmoteImages
     pixels: torch.Tensor  # [M, 3, 72, 72] every image of every label
+    image_inputs: torch.Tensor  # what the image tower reads: `pixels`, or their frozen features [M, 1280]
     owner: torch.Tensor  # [M] the label of each image
     preprocessor: TextPreprocessor
     encoder: torch.nn.Module  # frozen (its features below), or the initial weights to train
-    model_args: dict[str, Any]  # EmojiAlignConfig without num_emotes
+    prepared: dict[str, Any]  # the config fields the inputs above were prepared with (PREPARED)
     features: torch.Tensor | None = None  # [N, H] frozen-encoder outputs
     ids: torch.Tensor | None = None  # [N, L] token ids (trained encoder)
     mask: torch.Tensor | None = None
@@ -217,13 +229,16 @@ def prepare_data(rows: pd.DataFrame, cfg: TrainConfig, *, bilibili_images: Mappi
     images = build_emote_images(labels, bilibili_images=bilibili_images, map_file=map_file)
 
     # text: an encoder, and (frozen) its cached features
-    model_config = _model_config(cfg, num_emotes=len(labels))
-    encoder = build_text_encoder(model_config, pretrained=True)
-    model_config.text_dim = int(encoder.dim)
-    model_args = {k: v for k, v in config_dict(model_config).items() if k != "num_emotes"}
+    encoder = build_text_encoder(_model_config(cfg, num_emotes=len(labels)), pretrained=True)
+    pixels = to_pixels(images.images)
+    if cfg.image_encoder == "efficientnet":
+        image_inputs = torch.from_numpy(_emote_image_features(images.images, cache_dir, progress))
+    else:
+        image_inputs = pixels
     data = Data(comments=comments, labels=labels, counts=counts, rank=rank, main=main, images=images,
-                pixels=to_pixels(images.images), owner=torch.from_numpy(images.owner), preprocessor=preprocessor,
-                encoder=encoder, model_args=model_args, cache_dir=None if cache_dir is None else Path(cache_dir))
+                pixels=pixels, image_inputs=image_inputs, owner=torch.from_numpy(images.owner),
+                preprocessor=preprocessor,
+                encoder=encoder, prepared=_prepared(cfg), cache_dir=None if cache_dir is None else Path(cache_dir))
     texts = comments["text"].tolist()
     if cfg.freeze_text_encoder:
         root = None if cache_dir is None else Path(cache_dir) / "features"
@@ -253,8 +268,9 @@ class View:
     label_sets: list[list[int]]
     target: torch.Tensor  # [N, E] occurrences as a distribution (zeros where it carries none)
     own: torch.Tensor  # [N, E] bool
-    pixels: torch.Tensor
+    images: torch.Tensor  # the image tower's inputs for these labels' images
     owner: torch.Tensor
+    twins: list[str | None]  # [E] each label's Unicode twin
 
     def of(self, global_index: np.ndarray) -> np.ndarray:
         """Data.labels indices → this view's (-1 where it has no such label)."""
@@ -280,8 +296,30 @@ def label_view(data: Data, rows: np.ndarray, min_comments: int) -> View:
     return View(labels=[data.labels[j] for j in cols], cols=cols, main=_main(counts, rank),
                 label_sets=[np.flatnonzero(r).tolist() for r in own],
                 target=torch.from_numpy(np.divide(counts, total, out=np.zeros_like(counts), where=total > 0)),
-                own=torch.from_numpy(own), pixels=data.pixels[torch.from_numpy(images)],
-                owner=torch.from_numpy(remap[data.owner.numpy()[images]]))
+                own=torch.from_numpy(own), images=data.image_inputs[torch.from_numpy(images)],
+                owner=torch.from_numpy(remap[data.owner.numpy()[images]]),
+                twins=[data.images.twins.get(data.labels[j]) for j in cols])
+
+
+def smoothed_target(view: View, train: np.ndarray, eps: float) -> torch.Tensor:
+    """`view.target` with a share `eps` of each row moved to related emotes: row i of the
+    relation is how often emote i's comments in `train` also carry each other emote, plus one for
+    each emote sharing its Unicode twin, normalised; an emote related to none keeps its mass."""
+    if eps <= 0:
+        return view.target
+    own = view.own[train].float()
+    related = own.T @ own
+    twins = view.twins
+    for i, a in enumerate(twins):
+        for j, b in enumerate(twins):
+            if a and a == b and i != j:
+                related[i, j] += 1.0
+    related.fill_diagonal_(0)
+    total = related.sum(dim=1, keepdim=True)
+    lonely = total.squeeze(1) == 0
+    related = torch.where(total > 0, related / total.clamp(min=1e-12), related)
+    related[lonely, lonely] = 1.0
+    return (1 - eps) * view.target + eps * view.target @ related
 
 
 # -- one fit: the model-specific step, validation and hooks around the shared loop ------------------
@@ -296,11 +334,19 @@ def fit_model(data: Data, view: View, train: np.ndarray, val: np.ndarray, cfg: T
     torch.manual_seed(cfg.seed)
     device = _device(cfg)
     encoder = None if cfg.freeze_text_encoder else copy.deepcopy(data.encoder)
-    model_args = {**data.model_args, "num_emotes": len(view.labels)}
+    if _prepared(cfg) != data.prepared:
+        changed = sorted(k for k, v in _prepared(cfg).items() if data.prepared.get(k) != v)
+        raise ValueError(f"the data were prepared with other {changed}: prepare_data again with this config")
+    model_config = _model_config(cfg, num_emotes=len(view.labels))  # this run's settings, not the preparation's
+    model_config.text_dim = int(data.encoder.dim)
+    model_args = config_dict(model_config)
     model = EmojiAlign(_emoji_config(model_args), text_encoder=encoder).to(device)
     owner = view.owner.to(device)
     generator = torch.Generator()
+    target = smoothed_target(view, train, cfg.label_smoothing)
+    model.init_bias_(target[train].sum(dim=0))
     bank: dict[str, torch.Tensor] = {"value": prototype_bank(model, view, device)}
+    draws = cfg.augment and cfg.image_encoder == "scratch"
 
     def batches(epoch: int):  # a seeded order per epoch, so a resumed run draws the same
         generator.manual_seed(cfg.seed * 1_000_003 + epoch)
@@ -309,10 +355,10 @@ def fit_model(data: Data, view: View, train: np.ndarray, val: np.ndarray, cfg: T
             yield order[start:start + cfg.batch_size]
 
     def step(batch: np.ndarray):  # prototypes from a fresh augmented draw of every image: both losses reach the CNN
-        drawn = augment(view.pixels, generator=generator) if cfg.augment else view.pixels
+        drawn = augment(view.images, generator=generator) if draws else view.images
         prototypes = model.prototypes(drawn.to(device), owner)
         text = _text(model, data, batch, device)
-        ce = prototype_cross_entropy(text, prototypes, view.target[batch].to(device), model.tau)
+        ce = prototype_cross_entropy(text, prototypes, target[batch].to(device), model.tau, model.bias)
         triplet = hardest_negative_triplet(text, prototypes, torch.from_numpy(view.main[batch]).to(device),
                                            view.own[batch].to(device), margin=cfg.triplet_margin)
         return cfg.ce_weight * ce + cfg.triplet_weight * triplet, {"ce": ce.detach(), "triplet": triplet.detach()}
@@ -323,7 +369,7 @@ def fit_model(data: Data, view: View, train: np.ndarray, val: np.ndarray, cfg: T
 
     def validate() -> dict[str, float]:
         scores = _scores(model, data, val, bank["value"], device)
-        return _figures(scores, view.main[val], [view.label_sets[i] for i in val], model.tau.item())
+        return _figures(scores, view.main[val], [view.label_sets[i] for i in val])
 
     groups = [ParamGroup("text_encoder", list(encoder.parameters()) if encoder is not None else [],
                          cfg.lr_text_encoder, cfg.weight_decay),
@@ -332,6 +378,7 @@ def fit_model(data: Data, view: View, train: np.ndarray, val: np.ndarray, cfg: T
               ParamGroup("projection", [*model.text.proj.parameters(), *model.image.proj.parameters(),
                                         *([model.offsets] if model.offsets is not None else [])],
                          cfg.lr_projection, cfg.weight_decay),
+              ParamGroup("bias", [model.bias] if model.bias is not None else [], cfg.lr_projection, 0.0),
               ParamGroup("tau", [model.tau], cfg.lr_tau, 0.0)]
     loop = LoopConfig(epochs=cfg.epochs, stop_after=stop_after, warmup_frac=cfg.warmup_frac, grad_clip=cfg.grad_clip,
                       amp=cfg.amp, monitor=cfg.monitor, mode="min" if cfg.monitor == "ce" else "max",
@@ -343,15 +390,20 @@ def fit_model(data: Data, view: View, train: np.ndarray, val: np.ndarray, cfg: T
                  hooks=Hooks(on_step_end=lambda _: model.clamp_tau_(), on_epoch_end=on_epoch_end),
                  extra=lambda: {"name": NAME, "task": TASK, "labels": view.labels,
                                 "preprocessor": data.preprocessor.to_dict(), "prototypes": bank["value"].cpu(),
-                                "tau": model.tau.item(), "encoder_in_state": not cfg.freeze_text_encoder})
+                                "tau": model.tau.item(), "bias": _bias(model),
+                                "encoder_in_state": not cfg.freeze_text_encoder})
     return model.eval(), result, prototype_bank(model, view, device)
 
 
-def _figures(scores: np.ndarray, main: np.ndarray, label_sets: list[list[int]], tau: float) -> dict[str, float]:
+def _bias(model: EmojiAlign) -> torch.Tensor | None:
+    return None if model.bias is None else model.bias.detach().cpu().clone()
+
+
+def _figures(logits: np.ndarray, main: np.ndarray, label_sets: list[list[int]]) -> dict[str, float]:
     """Validation figures: Top-1/Top-5 strict and the cross-entropy of the main emote."""
-    figures = ranking_metrics(scores, main=main, label_sets=label_sets)
-    logits = torch.from_numpy(scores / tau)
-    figures["ce"] = float(F.cross_entropy(logits, torch.from_numpy(main))) if len(main) else float("nan")
+    figures = ranking_metrics(logits, main=main, label_sets=label_sets)
+    figures["ce"] = (float(F.cross_entropy(torch.from_numpy(logits), torch.from_numpy(main))) if len(main)
+                     else float("nan"))
     return {k: figures[k] for k in ("top1_strict", "top5_strict", "ce")}
 
 
@@ -360,7 +412,7 @@ def prototype_bank(model: EmojiAlign, view: View, device: torch.device) -> torch
     """The prototypes from every clean image (eval mode): what validation, test and export use."""
     was_training = model.training
     model.eval()
-    bank = model.prototypes(view.pixels.to(device), view.owner.to(device))
+    bank = model.prototypes(view.images.to(device), view.owner.to(device))
     model.train(was_training)
     return bank
 
@@ -377,10 +429,10 @@ def _text(model: EmojiAlign, data: Data, rows: np.ndarray, device: torch.device)
 @torch.no_grad()
 def _scores(model: EmojiAlign, data: Data, rows: np.ndarray, bank: torch.Tensor, device: torch.device,
             batch_size: int = 256) -> np.ndarray:
-    """Cosine similarities [rows, E] (the ranking; divide by tau for logits)."""
+    """Logits [rows, E]: cosine similarities / tau + bias, as the exported ranker computes them."""
     was_training = model.training
     model.eval()
-    out = [(_text(model, data, rows[s:s + batch_size], device) @ bank.T).float().cpu().numpy()
+    out = [model.logits(_text(model, data, rows[s:s + batch_size], device), bank).float().cpu().numpy()
            for s in range(0, len(rows), batch_size)]
     model.train(was_training)
     return np.concatenate(out) if out else np.zeros((0, bank.shape[0]), np.float32)
@@ -410,13 +462,17 @@ def cross_validate(data: Data, cfg: TrainConfig, *, out_dir: Path | None = None,
         model, fitted, bank = fit_model(data, view, train, val, cfg, out_dir=fold_dir, progress=progress,
                                         label=f"{NAME} fold {f + 1}/{cfg.folds}")
         scores = _scores(model, data, test, bank, device)
-        tfidf, tfidf_info = _tfidf(data, view, split, train, val, test, texts, cfg)
+        tfidf_val, tfidf, tfidf_info = _tfidf(data, view, split, train, val, test, texts, cfg)
         majority = majority_baseline(view.main[train], num_labels=len(view.labels), n=len(test))
+        methods = {NAME: scores, "tfidf": tfidf, "majority": majority}
+        if cfg.tfidf_blend:
+            weight = _blend_weight(_scores(model, data, val, bank, device), tfidf_val, view.main[val])
+            methods["blend"] = blend_scores(scores, tfidf, weight)
+            tfidf_info = {**tfidf_info, "blend_weight": weight}
         main = view.of(data.main[test])  # -1: its main emote is no label of this fold, a miss for all
         sets = [view.label_sets[i] for i in test]
         evaluate = {"per_emote": cfg.balanced_per_emote, "seed": cfg.seed, "strata": data.main[test]}
-        results = {name: evaluate_ranking(s, main=main, label_sets=sets, **evaluate)
-                   for name, s in ((NAME, scores), ("tfidf", tfidf), ("majority", majority))}
+        results = {name: evaluate_ranking(s, main=main, label_sets=sets, **evaluate) for name, s in methods.items()}
         oof[np.ix_(test, view.cols)] = scores
         tested[test] = True
         folds.append({"fold": f + 1, "test_videos": split.params["test_videos"],
@@ -436,23 +492,45 @@ def cross_validate(data: Data, cfg: TrainConfig, *, out_dir: Path | None = None,
 
 
 def _tfidf(data: Data, view: View, split: Split, train: np.ndarray, val: np.ndarray, test: np.ndarray,
-           texts: np.ndarray, cfg: TrainConfig) -> tuple[np.ndarray, dict[str, Any]]:
-    """TF-IDF + LR on the fold's train rows, C chosen on its validation videos; remembered per fold
-    and labels (in memory, and on disk under the cache), so an ablation fits it once."""
+           texts: np.ndarray, cfg: TrainConfig) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+    """TF-IDF + LR on the fold's train rows, C chosen on its validation videos: its probabilities
+    on the validation and the test rows, and its settings. Remembered per fold and labels (in
+    memory, and on disk under the cache), so an ablation fits it once."""
     key = (split.params["fold"], split.params["k"], cfg.seed, tuple(view.labels), tuple(cfg.tfidf_cs),
            hash(split.parts["test"]), hash(split.parts["val"]))
     if key not in data.memo:
         cache = None if data.cache_dir is None else data.cache_dir / "baselines"
-        data.memo[key] = tfidf_logreg_baseline(texts[train], view.main[train], num_labels=len(view.labels),
-                                               val_texts=texts[val], val_main=view.main[val], test_texts=texts[test],
-                                               Cs=cfg.tfidf_cs, seed=cfg.seed, cache_dir=cache)
+        scored, info = tfidf_logreg_baseline(texts[train], view.main[train], num_labels=len(view.labels),
+                                             val_texts=texts[val], val_main=view.main[val],
+                                             test_texts=texts[np.concatenate([val, test])], Cs=cfg.tfidf_cs,
+                                             seed=cfg.seed, cache_dir=cache)
+        data.memo[key] = (scored[:len(val)], scored[len(val):], info)
     return data.memo[key]
+
+
+BLEND_WEIGHTS = tuple(round(w / 10, 1) for w in range(11))
+
+
+def blend_scores(logits: np.ndarray, probs: np.ndarray, weight: float) -> np.ndarray:
+    """(1 - weight) x the model's log-softmax + weight x log(TF-IDF's probabilities + 1e-4)."""
+    logits = torch.from_numpy(np.asarray(logits, np.float32))
+    log_p = F.log_softmax(logits, dim=1).numpy() if logits.numel() else logits.numpy()
+    return (1 - weight) * log_p + weight * np.log(np.asarray(probs, np.float32) + 1e-4)
+
+
+def _blend_weight(val_logits: np.ndarray, val_probs: np.ndarray, val_main: np.ndarray) -> float:
+    """The blend weight with the best validation Top-1 (strict; ties keep the smaller weight)."""
+    if not len(val_main):
+        return 0.0
+    sets = [[int(m)] for m in val_main]
+    scores = [topk_accuracy(blend_scores(val_logits, val_probs, w), sets, k=1) for w in BLEND_WEIGHTS]
+    return BLEND_WEIGHTS[int(np.argmax(scores))]
 
 
 def _aggregate(folds: list[dict[str, Any]]) -> dict[str, Any]:
     """{method: {natural|balanced: {metric: {"mean", "sd", "folds": [...]}}}}."""
     out: dict[str, Any] = {}
-    for method in METHODS:
+    for method in folds[0]["results"]:
         out[method] = {}
         for part in ("natural", "balanced"):
             out[method][part] = {}
@@ -476,7 +554,7 @@ def retrain(data: Data, cfg: TrainConfig, *, epochs: int, out_dir: Path | None =
                                     stop_after=min(epochs, cfg.epochs), progress=progress, label=f"{NAME} all data")
     if cfg.freeze_text_encoder:  # attach the frozen encoder: the ranker embeds raw ids
         model.text.encoder = data.encoder
-    ranker = EmoteRanker(model.text, bank, model.tau.item()).cpu().eval()
+    ranker = EmoteRanker(model.text, bank, model.tau.item(), _bias(model)).cpu().eval()
     return ranker, view, fitted
 
 
@@ -531,7 +609,7 @@ def _metrics(cv: dict[str, Any], data: Data, view: View, cfg: TrainConfig, epoch
     """Flat means (and `_sd`) first: the model's, then `tfidf_` and `majority_`; `balanced_` for the
     balanced sample. Then what they describe, every fold, and the retrain."""
     flat: dict[str, Any] = {"evaluation": f"video_folds(k={cv['k']})", "registered": "all_data_retrain"}
-    for method in METHODS:
+    for method in cv["summary"]:
         prefix = "" if method == NAME else f"{method}_"
         for part in ("natural", "balanced"):
             for metric in METRICS:
@@ -562,24 +640,26 @@ def _fold_metrics(fold: dict[str, Any]) -> dict[str, Any]:
 def _summary(cv: dict[str, Any], data: Data, view: View, cfg: TrainConfig, epochs: int, fitted: FitResult,
              seconds: dict[str, float]) -> str:
     k, summary, folds = cv["k"], cv["summary"], cv["folds"]
-    names = {NAME: f"**{NAME} ({cfg.profile})**", "tfidf": "TF-IDF char 1-3-grams + LR", "majority": "majority"}
+    names = {NAME: f"**{NAME} ({cfg.profile})**", "tfidf": "TF-IDF char 1-3-grams + LR", "majority": "majority",
+             "blend": "model + TF-IDF (log-probabilities, weight on validation)"}
+    methods = list(summary)
 
     def mean_table(part: str) -> list[str]:
         return markdown_table(["model", *METRICS], [
             [names[m], *(f"{summary[m][part][x]['mean']:.3f} ± {summary[m][part][x]['sd']:.3f}" for x in METRICS)]
-            for m in METHODS])
+            for m in methods])
 
     def fold_table(part: str) -> list[str]:
-        figures = [f"{m} {x}" for m in METHODS for x in ("top1_strict", "top5_strict")]
+        figures = [f"{m} {x}" for m in methods for x in ("top1_strict", "top5_strict")]
         if part == "balanced":
             return markdown_table(["fold", "comments sampled", *figures], [
                 [f["fold"], f["results"][NAME]["n_balanced"],
-                 *(f["results"][m][part].get(x) for m in METHODS for x in ("top1_strict", "top5_strict"))]
+                 *(f["results"][m][part].get(x) for m in methods for x in ("top1_strict", "top5_strict"))]
                 for f in folds])
         return markdown_table(
             ["fold", "test comments", "main not a label", "labels", "best epoch", "TF-IDF C", *figures],
             [[f["fold"], f["results"][NAME]["n"], f["unknown_main"], len(f["labels"]), f["best_epoch"],
-              f["tfidf"].get("C"), *(f["results"][m][part].get(x) for m in METHODS for x in ("top1_strict", "top5_strict"))]
+              f["tfidf"].get("C"), *(f["results"][m][part].get(x) for m in methods for x in ("top1_strict", "top5_strict"))]
              for f in folds])
 
     report = cv["report"]
@@ -647,7 +727,7 @@ def load_ranker(path: str | Path) -> tuple[EmoteRanker, TextPreprocessor, Head]:
     missing = [k for k in missing if extra["encoder_in_state"] or not k.startswith("text.encoder.")]
     if missing or unexpected:
         raise ValueError(f"checkpoint {path} does not fit its model: missing {missing[:5]}, unexpected {unexpected[:5]}")
-    ranker = EmoteRanker(model.text, extra["prototypes"], extra["tau"]).eval()
+    ranker = EmoteRanker(model.text, extra["prototypes"], extra["tau"], extra.get("bias")).eval()
     preprocessor = preprocessor_from_dict(extra["preprocessor"])
     return ranker, preprocessor, Head("ranking", tuple(extra["labels"]))
 
@@ -679,6 +759,15 @@ def _tokenizer(cfg: TrainConfig) -> Tokenizer:
     return TextTokenizer(path=str(cfg.text_encoder_path), max_len=cfg.max_len, prefix=cfg.text_prefix)
 
 
+# what prepare_data computes its inputs from: a run with other values needs the data prepared again
+PREPARED = ("text_encoder", "text_encoder_path", "text_prefix", "text_pooling", "max_len", "freeze_text_encoder",
+            "ngram_buckets", "ngram_max_n", "ngram_dim", "image_encoder", "min_comments")
+
+
+def _prepared(cfg: TrainConfig) -> dict[str, Any]:
+    return {name: getattr(cfg, name) for name in PREPARED}
+
+
 def _model_config(cfg: TrainConfig, *, num_emotes: int) -> EmojiAlignConfig:
     """The model's settings from the training config (same names); text_dim is the encoder's, set later."""
     shared = {f.name for f in fields(EmojiAlignConfig)} & {f.name for f in fields(TrainConfig)}
@@ -687,7 +776,18 @@ def _model_config(cfg: TrainConfig, *, num_emotes: int) -> EmojiAlignConfig:
 
 
 def _emoji_config(model_args: Mapping[str, Any]) -> EmojiAlignConfig:
-    return EmojiAlignConfig(**{**model_args, "image_channels": tuple(model_args["image_channels"])})
+    # checkpoints from before the bias, the image encoder choice and the pooling choice had none of them
+    defaults = {"prior_bias": False, "image_encoder": "scratch", "text_pooling": "mean"}
+    return EmojiAlignConfig(**{**defaults, **model_args, "image_channels": tuple(model_args["image_channels"])})
+
+
+def _emote_image_features(images: np.ndarray, cache_dir: str | Path | None, progress: bool) -> np.ndarray:
+    """Frozen EfficientNet-Lite0 features of the emote images, through the shared feature cache."""
+    from ..encoders.image import ImageEncoder
+    from ..features import array_image_features
+
+    root = None if cache_dir is None else Path(cache_dir) / "features"
+    return array_image_features(ImageEncoder.pretrained(), images, root=root, progress=progress)
 
 
 def _write_json(path: Path, value: Any) -> Path:

@@ -26,37 +26,46 @@ def mean_pool(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1.0)
 
 
-class TextEncoder(nn.Module):
-    """forward(input_ids, attention_mask) -> mean-pooled last hidden states [B, hidden]."""
+POOLINGS = {"mean": 1, "last4": 4}  # how many of the last hidden layers are averaged before mean-pooling
 
-    def __init__(self, backbone: nn.Module) -> None:
+
+class TextEncoder(nn.Module):
+    """forward(input_ids, attention_mask) -> mean-pooled hidden states [B, hidden]: of the last
+    layer (`pooling="mean"`), or the mean of the last four layers (`"last4"`)."""
+
+    def __init__(self, backbone: nn.Module, pooling: str = "mean") -> None:
         super().__init__()
+        if pooling not in POOLINGS:
+            raise ValueError(f"unknown pooling {pooling!r}: one of {sorted(POOLINGS)}")
         self.backbone = backbone
+        self.pooling = pooling
 
     @property
     def dim(self) -> int:
         return int(self.backbone.config.hidden_size)
 
     @classmethod
-    def from_pretrained(cls, name_or_path: str | Path) -> TextEncoder:
+    def from_pretrained(cls, name_or_path: str | Path, pooling: str = "mean") -> TextEncoder:
         """Weights from a local folder (offline) or a hub id; attention in plain ops so it exports."""
         from transformers import AutoModel
         from transformers.utils import logging as hf_logging
 
         hf_logging.set_verbosity_error()  # an unused pooler's "newly initialized" report is noise
         hf_logging.disable_progress_bar()
-        return cls(AutoModel.from_pretrained(str(name_or_path), attn_implementation="eager"))
+        return cls(AutoModel.from_pretrained(str(name_or_path), attn_implementation="eager"), pooling=pooling)
 
     @classmethod
-    def from_config_of(cls, name_or_path: str | Path) -> TextEncoder:
+    def from_config_of(cls, name_or_path: str | Path, pooling: str = "mean") -> TextEncoder:
         """The same architecture with fresh weights, for a checkpoint's state dict to fill."""
         from transformers import AutoConfig, AutoModel
 
         config = AutoConfig.from_pretrained(str(name_or_path))
-        return cls(AutoModel.from_config(config, attn_implementation="eager"))
+        return cls(AutoModel.from_config(config, attn_implementation="eager"), pooling=pooling)
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        hidden = self.backbone(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        layers = POOLINGS[self.pooling]
+        out = self.backbone(input_ids=input_ids, attention_mask=attention_mask, output_hidden_states=layers > 1)
+        hidden = out.last_hidden_state if layers == 1 else torch.stack(out.hidden_states[-layers:]).mean(dim=0)
         return mean_pool(hidden, attention_mask)
 
 
