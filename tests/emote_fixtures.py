@@ -33,8 +33,8 @@ def synthetic_emote_rows(n_comments: int = 400, *, seed: int = 0, videos: int = 
     return pd.DataFrame(rows)
 
 
-def build_tiny_encoder(folder: Path, *, seed: int = 0) -> Path:
-    """A 2-layer BERT (hidden 32) with random weights and a character tokenizer over the test
+def build_tiny_encoder(folder: Path, *, seed: int = 0, layers: int = 4) -> Path:
+    """A 4-layer BERT (hidden 32; enough for the last-four-layer pooling) with random weights and a character tokenizer over the test
     phrases, saved as a transformers folder: loads with `from_pretrained`, offline."""
     import torch
     from tokenizers import Tokenizer, models, pre_tokenizers, processors
@@ -49,7 +49,7 @@ def build_tiny_encoder(folder: Path, *, seed: int = 0) -> Path:
     fast = PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="[UNK]", pad_token="[PAD]", cls_token="[CLS]",
                                    sep_token="[SEP]")
     torch.manual_seed(seed)
-    model = BertModel(BertConfig(vocab_size=len(vocab), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+    model = BertModel(BertConfig(vocab_size=len(vocab), hidden_size=32, num_hidden_layers=layers, num_attention_heads=2,
                                  intermediate_size=64, max_position_embeddings=128), add_pooling_layer=False)
     folder.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(folder)

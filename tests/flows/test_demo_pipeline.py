@@ -71,6 +71,9 @@ def test_model_registered_with_checksum_and_loads_in_onnx_runtime(demo_home: Pat
         assert key in model["metrics"]
     metrics = json.loads(model["metrics"])
     assert metrics["profile"] == "light" and metrics["evaluation"] == "video_folds(k=3)"  # the demo's light profile
+    # issue 9: the demo's model beats the majority class on Top-5 and on balanced Top-1
+    assert metrics["top5_strict"] > metrics["majority_top5_strict"]
+    assert metrics["balanced_top1_strict"] > metrics["majority_balanced_top1_strict"]
     assert model["model_id"].startswith("emoji_align-")
 
 

@@ -14,8 +14,8 @@ import torch.nn.functional as F
 from emopulse.training.emoji_align.losses import prototype_cross_entropy
 from emopulse.training.emoji_align.model import EmojiAlign, EmojiAlignConfig, EmoteRanker
 from emopulse.training.emoji_align.train import (
-    View, _blend_weight, _emoji_config, blend_scores, cross_validate, load_ranker, prepare_data, profile_config,
-    smoothed_target, train_emoji_align,
+    View, _blend_weight, _emoji_config, blend_scores, cross_validate, label_view, load_ranker, prepare_data,
+    profile_config, smoothed_target, train_emoji_align,
 )
 from emopulse.training.encoders.text import TextEncoder
 from emopulse.training.encoders.tokenizers import TextTokenizer
@@ -60,7 +60,13 @@ def test_a_trained_ranker_carries_its_learnt_bias_through_the_checkpoint(tmp_pat
     config = profile_config("light", **FAST)
     result = train_emoji_align(rows[rows["rpid"] <= 300], out_dir=tmp_path, config=config, progress=False)
     bias = result.module.bias
-    assert bias.abs().sum() > 0 and bias.shape == (len(result.head.labels),)
+    assert bias.shape == (len(result.head.labels),)
+    data = prepare_data(rows[rows["rpid"] <= 300], config)
+    view = label_view(data, np.arange(len(data.comments)), config.min_comments)
+    train = np.flatnonzero(view.main >= 0)
+    start = EmojiAlign(EmojiAlignConfig(num_emotes=len(view.labels), text_encoder="ngrams", image_channels=(4,)))
+    start.init_bias_(smoothed_target(view, train, config.label_smoothing)[train].sum(dim=0))
+    assert (bias - start.bias.detach()).abs().max() > 1e-3  # it started at the log prior and was trained
     # the most frequent emote (labels are ordered by count) keeps the highest prior
     assert int(bias.argmax()) == 0
     ranker, _, _ = load_ranker(result.files["checkpoint"])
@@ -84,20 +90,39 @@ def _view(own: list[list[int]], twins: list[str | None]) -> View:
 
 
 def test_smoothing_moves_a_share_to_co_occurring_and_twin_emotes_counted_on_training_rows_only() -> None:
-    view = _view([[1, 1, 0, 0],   # a and b together (training)
-                  [1, 0, 0, 0],
+    view = _view([[1, 1, 0, 0]] * 3 +   # a and b together, three times (training)
+                 [[1, 0, 0, 0],
                   [0, 0, 0, 1],   # d alone
                   [0, 0, 1, 1]],  # c and d together, but this row is not a training row
                  twins=["😂", None, "😂", None])  # a and c share a Unicode twin
-    train = np.array([0, 1, 2])
+    train = np.arange(5)
     out = smoothed_target(view, train, 0.2)
-    # a: related to b (one co-occurrence) and c (its twin), 1/2 each
-    torch.testing.assert_close(out[1], torch.tensor([0.8, 0.1, 0.1, 0.0]))
-    torch.testing.assert_close(out[2], torch.tensor([0.0, 0.0, 0.0, 1.0]))  # d relates to nothing: kept
-    torch.testing.assert_close(out.sum(dim=1), torch.ones(4))
+    # a: its co-occurrences (all with b) and its twins (c) get half of the share each, however
+    # many comments the co-occurrence counted
+    torch.testing.assert_close(out[3], torch.tensor([0.8, 0.1, 0.1, 0.0]))
+    # b co-occurs with a only and has no twin: all of its share goes to a
+    torch.testing.assert_close(out[0], 0.8 * torch.tensor([0.5, 0.5, 0, 0]) + 0.2 * torch.tensor([0.5, 0.25, 0.25, 0]))
+    torch.testing.assert_close(out[4], torch.tensor([0.0, 0.0, 0.0, 1.0]))  # d relates to nothing: kept
+    torch.testing.assert_close(out.sum(dim=1), torch.ones(6))
     assert smoothed_target(view, train, 0.0) is view.target
-    with_test_row = smoothed_target(view, np.arange(4), 0.2)  # c-d co-occurrence now counts
-    assert with_test_row[2, 2] > 0
+    with_test_row = smoothed_target(view, np.arange(6), 0.2)  # c-d co-occurrence now counts
+    assert with_test_row[4, 2] > 0
+
+
+def test_cross_validation_smooths_each_fold_with_its_training_rows_only(rows, monkeypatch) -> None:
+    from emopulse.training.emoji_align import train as train_module
+
+    seen: list[np.ndarray] = []
+    original = train_module.smoothed_target
+    monkeypatch.setattr(train_module, "smoothed_target", lambda view, train, eps: seen.append(train.copy())
+                        or original(view, train, eps))
+    config = profile_config("light", **FAST, label_smoothing=0.1)
+    data = prepare_data(rows[rows["rpid"] <= 300], config)
+    cv = cross_validate(data, config)
+    assert len(seen) == len(cv["folds"])
+    for used, split in zip(seen, cv["splits"], strict=True):
+        part = split.assign(data.comments["id"])
+        assert used.size and set(part[used]) == {"train"}
 
 
 # -- the blend ------------------------------------------------------------------------------------------
@@ -114,34 +139,51 @@ def test_the_blend_weight_follows_whichever_side_is_right_on_validation() -> Non
                                torch.log_softmax(torch.from_numpy(logits), 1).numpy(), rtol=1e-5)
 
 
-def test_cross_validation_reports_the_blend_with_its_weight_from_the_validation_videos(rows) -> None:
+def test_cross_validation_reports_the_blend_with_its_weight_from_the_validation_videos(rows, monkeypatch) -> None:
+    from emopulse.training.emoji_align import train as train_module
+
+    calls: list[tuple] = []
+    original = train_module._blend_weight
+    monkeypatch.setattr(train_module, "_blend_weight", lambda logits, probs, main: calls.append((logits, probs, main))
+                        or original(logits, probs, main))
     config = profile_config("light", **FAST, tfidf_blend=True)
     data = prepare_data(rows[rows["rpid"] <= 300], config)
     cv = cross_validate(data, config)
     assert set(cv["summary"]) == {"emoji_align", "tfidf", "majority", "blend"}
-    for fold in cv["folds"]:
-        assert 0.0 <= fold["tfidf"]["blend_weight"] <= 1.0
+    tfidf_val = [v[0] for v in data.memo.values()]  # what TF-IDF said on each fold's validation rows
+    for fold, (logits, probs, main), val_probs in zip(cv["folds"], calls, tfidf_val, strict=True):
+        assert len(main) == len(logits) == fold["sizes"]["val"] != fold["sizes"]["test"]
+        np.testing.assert_array_equal(probs, val_probs)
+        assert fold["tfidf"]["blend_weight"] == original(logits, probs, main)
         assert fold["results"]["blend"]["n"] == fold["results"]["tfidf"]["n"]
 
 
 # -- e5's last four layers ------------------------------------------------------------------------------
-def test_last4_pooling_averages_the_last_four_hidden_states(tiny_encoder, tmp_path) -> None:
-    tok = TextTokenizer(str(tiny_encoder), max_len=32)
-    last4, mean = (TextEncoder.from_pretrained(tiny_encoder, pooling=p).eval() for p in ("last4", "mean"))
+def test_last4_pooling_averages_the_last_four_hidden_states(tmp_path) -> None:
+    from emote_fixtures import build_tiny_encoder
+
+    folder = build_tiny_encoder(tmp_path / "six-layers", layers=6)
+    tok = TextTokenizer(str(folder), max_len=32)
+    last4, mean = (TextEncoder.from_pretrained(folder, pooling=p).eval() for p in ("last4", "mean"))
     ids, mask = map(torch.from_numpy, tok.encode(["狗头保命"]))
     with torch.no_grad():
         states = last4.backbone(input_ids=ids, attention_mask=mask, output_hidden_states=True).hidden_states
         got, plain = last4(ids, mask), mean(ids, mask)
+    assert len(states) == 7  # the embeddings, then six layers: four of them are averaged, not five
     torch.testing.assert_close(got[0], torch.stack(states[-4:]).mean(dim=0)[0].mean(dim=0), atol=1e-5, rtol=1e-5)
+    assert not torch.allclose(got[0], torch.stack(states[-5:]).mean(dim=0)[0].mean(dim=0), atol=1e-4)
     assert not torch.allclose(got, plain)
     # the two poolings are two encoders to the feature cache: neither reads the other's vectors
-    a = text_features(last4, tok, ["狗头保命"], root=tmp_path)
-    b = text_features(mean, tok, ["狗头保命"], root=tmp_path)
+    cache = tmp_path / "cache"
+    a = text_features(last4, tok, ["狗头保命"], root=cache)
+    b = text_features(mean, tok, ["狗头保命"], root=cache)
     np.testing.assert_allclose(a[0], got[0].numpy(), atol=1e-5)
     np.testing.assert_allclose(b[0], plain[0].numpy(), atol=1e-5)
-    assert len({p.name for p in tmp_path.iterdir()}) == 2
+    assert len({p.name for p in cache.iterdir()}) == 2
     with pytest.raises(ValueError, match="unknown pooling"):
-        TextEncoder.from_pretrained(tiny_encoder, pooling="max")
+        TextEncoder.from_pretrained(folder, pooling="max")
+    with pytest.raises(ValueError, match="averages 4 layers; this encoder has 2"):
+        TextEncoder.from_pretrained(build_tiny_encoder(tmp_path / "two-layers", layers=2), pooling="last4")
 
 
 # -- frozen EfficientNet-Lite0 emote features -----------------------------------------------------------
@@ -161,12 +203,17 @@ def test_emote_image_features_are_cached_by_pixels(tmp_path, monkeypatch) -> Non
 
 
 def test_the_image_tower_can_read_frozen_efficientnet_features(tmp_path, rows) -> None:
-    config = profile_config("light", **FAST, image_encoder="efficientnet")
+    config = profile_config("light", **{**FAST, "epochs": 6}, image_encoder="efficientnet", lr_text_encoder=5e-3,
+                            lr_projection=3e-3)
     data = prepare_data(rows[rows["rpid"] <= 300], config, cache_dir=tmp_path)
-    assert data.image_inputs.shape == (len(data.images.images), 1280)
+    from emopulse.training.encoders.image import ImageEncoder
+
+    want = array_image_features(ImageEncoder.pretrained(), data.images.images, root=None)
+    torch.testing.assert_close(data.image_inputs, torch.from_numpy(want), atol=1e-5, rtol=1e-5)  # Lite0's own
     assert data.pixels.shape[1:] == (3, 72, 72)  # the scratch CNN's inputs are still there
     cv = cross_validate(data, config)
-    assert cv["summary"]["emoji_align"]["natural"]["top5_strict"]["mean"] > 0.5
+    model = cv["summary"]["emoji_align"]["natural"]["top1_strict"]["mean"]
+    assert model > cv["summary"]["majority"]["natural"]["top1_strict"]["mean"] + 0.2
     with pytest.raises(ValueError, match="unknown image_encoder"):
         EmojiAlign(EmojiAlignConfig(num_emotes=2, image_encoder="resnet"))
 
@@ -187,3 +234,13 @@ def test_a_run_on_prepared_data_uses_its_own_model_settings_and_refuses_other_in
     assert model.bias is None and model.text.proj.net[0].out_features == 16
     with pytest.raises(ValueError, match="prepared with other.*max_len"):
         cross_validate(data, replace(config, max_len=8))
+
+
+def test_a_setting_out_of_range_is_refused_before_any_work() -> None:
+    for bad, match in (({"image_encoder": "resnet"}, "image_encoder must be one of"),
+                       ({"text_pooling": "max"}, "text_pooling must be one of"),
+                       ({"monitor": "f1"}, "monitor must be one of"),
+                       ({"label_smoothing": 1.5}, r"label_smoothing must be in \[0, 1\)"),
+                       ({"label_smoothing": -0.3}, "label_smoothing must be in")):
+        with pytest.raises(ValueError, match=match):
+            profile_config("light", **bad)

@@ -29,7 +29,7 @@ def light(tmp_path_factory, rows: pd.DataFrame) -> TrainResult:
                              config=profile_config("light", **FAST), progress=False)
 
 
-def test_the_light_profile_beats_the_majority_and_keeps_up_with_tfidf(light: TrainResult) -> None:
+def test_the_light_architecture_learns_a_learnable_set_beside_its_baselines(light: TrainResult) -> None:
     m = light.metrics
     assert m["evaluation"] == "video_folds(k=3)" and m["registered"] == "all_data_retrain"
     for part in ("", "balanced_"):

@@ -134,6 +134,23 @@ class TrainConfig:
     embed_batch_size: int = 64
 
 
+CHOICES = {"text_encoder": ("transformers", "ngrams"), "text_pooling": ("mean", "last4"),
+           "image_encoder": ("efficientnet", "scratch"), "monitor": ("ce", "top1_strict", "top5_strict")}
+
+
+def check_config(cfg: TrainConfig) -> TrainConfig:
+    """`cfg`, or a ValueError naming the first setting out of its range (before any work is done)."""
+    for name, allowed in CHOICES.items():
+        if getattr(cfg, name) not in allowed:
+            raise ValueError(f"{name} must be one of {list(allowed)}, not {getattr(cfg, name)!r}")
+    if not 0 <= cfg.label_smoothing < 1:
+        raise ValueError(f"label_smoothing must be in [0, 1), not {cfg.label_smoothing}")
+    if cfg.folds < 2 or cfg.epochs < 1 or cfg.batch_size < 1:
+        raise ValueError(f"need folds >= 2, epochs >= 1 and batch_size >= 1 (got {cfg.folds}, {cfg.epochs}, "
+                         f"{cfg.batch_size})")
+    return cfg
+
+
 PROFILES: dict[str, dict[str, Any]] = {
     # frozen e5 (the mean of its last four layers) and frozen EfficientNet-Lite0 emote features,
     # cached; trains the projections, the offsets and tau. Chosen on the folds' validation videos
@@ -155,7 +172,8 @@ def profile_config(profile: str = "cpu", **overrides: Any) -> TrainConfig:
     """The named profile's config with `overrides` (None values ignored)."""
     if profile not in PROFILES:
         raise ValueError(f"unknown profile {profile!r}: one of {sorted(PROFILES)}")
-    return TrainConfig(profile=profile, **{**PROFILES[profile], **{k: v for k, v in overrides.items() if v is not None}})
+    return check_config(TrainConfig(profile=profile, **{**PROFILES[profile],
+                                                        **{k: v for k, v in overrides.items() if v is not None}}))
 
 
 # -- data: one row per comment, every emote with more than N comments in all the data ---------------
@@ -193,6 +211,7 @@ def prepare_data(rows: pd.DataFrame, cfg: TrainConfig, *, bilibili_images: Mappi
     training and scoring see the same text. `cache_dir` holds the feature cache (`features/`)
     and the baselines' (`baselines/`)."""
     started = time.perf_counter()
+    check_config(cfg)
     torch.manual_seed(cfg.seed)  # a trained encoder's initial weights
     tokenizer = _tokenizer(cfg)
     preprocessor = TextPreprocessor(tokenizer, clean="strip_emotes")
@@ -302,22 +321,25 @@ def label_view(data: Data, rows: np.ndarray, min_comments: int) -> View:
 
 
 def smoothed_target(view: View, train: np.ndarray, eps: float) -> torch.Tensor:
-    """`view.target` with a share `eps` of each row moved to related emotes: row i of the
-    relation is how often emote i's comments in `train` also carry each other emote, plus one for
-    each emote sharing its Unicode twin, normalised; an emote related to none keeps its mass."""
+    """`view.target` with a share `eps` of each row moved to related emotes. Two relations, each
+    normalised per emote: how often emote i's comments in `train` also carry each other emote, and
+    the emotes sharing its Unicode twin (equally); an emote with both splits its share between them
+    half and half, one with either gives it all to that one, one with neither keeps its mass."""
     if eps <= 0:
         return view.target
     own = view.own[train].float()
-    related = own.T @ own
+    co = own.T @ own
     twins = view.twins
-    for i, a in enumerate(twins):
-        for j, b in enumerate(twins):
-            if a and a == b and i != j:
-                related[i, j] += 1.0
-    related.fill_diagonal_(0)
-    total = related.sum(dim=1, keepdim=True)
-    lonely = total.squeeze(1) == 0
-    related = torch.where(total > 0, related / total.clamp(min=1e-12), related)
+    twin = torch.tensor([[float(bool(a) and a == b) for b in twins] for a in twins]).reshape(co.shape)
+    relations = []
+    for relation in (co, twin):
+        relation = relation.clone().fill_diagonal_(0)
+        total = relation.sum(dim=1, keepdim=True)
+        relations.append((relation / total.clamp(min=1e-12), total.squeeze(1) > 0))
+    (co, has_co), (twin, has_twin) = relations
+    weight_co = torch.where(has_co & has_twin, 0.5, has_co.float()).unsqueeze(1)
+    related = weight_co * co + (1 - weight_co) * twin  # a row without twins is zeros
+    lonely = ~(has_co | has_twin)
     related[lonely, lonely] = 1.0
     return (1 - eps) * view.target + eps * view.target @ related
 
@@ -339,6 +361,7 @@ def fit_model(data: Data, view: View, train: np.ndarray, val: np.ndarray, cfg: T
         raise ValueError(f"the data were prepared with other {changed}: prepare_data again with this config")
     model_config = _model_config(cfg, num_emotes=len(view.labels))  # this run's settings, not the preparation's
     model_config.text_dim = int(data.encoder.dim)
+    model_config.image_feature_dim = int(data.image_inputs.shape[1]) if data.image_inputs.dim() == 2 else 1280
     model_args = config_dict(model_config)
     model = EmojiAlign(_emoji_config(model_args), text_encoder=encoder).to(device)
     owner = view.owner.to(device)
@@ -765,7 +788,10 @@ PREPARED = ("text_encoder", "text_encoder_path", "text_prefix", "text_pooling", 
 
 
 def _prepared(cfg: TrainConfig) -> dict[str, Any]:
-    return {name: getattr(cfg, name) for name in PREPARED}
+    out = {name: getattr(cfg, name) for name in PREPARED}
+    if not cfg.freeze_text_encoder:
+        out["seed"] = cfg.seed  # a trained encoder starts from weights drawn with it
+    return out
 
 
 def _model_config(cfg: TrainConfig, *, num_emotes: int) -> EmojiAlignConfig:

@@ -37,6 +37,9 @@ class TextEncoder(nn.Module):
         super().__init__()
         if pooling not in POOLINGS:
             raise ValueError(f"unknown pooling {pooling!r}: one of {sorted(POOLINGS)}")
+        layers = getattr(getattr(backbone, "config", None), "num_hidden_layers", None)
+        if layers is not None and POOLINGS[pooling] > layers:
+            raise ValueError(f"pooling {pooling!r} averages {POOLINGS[pooling]} layers; this encoder has {layers}")
         self.backbone = backbone
         self.pooling = pooling
 
