@@ -265,6 +265,23 @@ def import_mkt(
     _print_imports(posts.import_posts(_settings(home), paths, kind="mkt"))
 
 
+@import_app.command("pairs")
+@command
+def import_pairs(
+    folder: Annotated[Path, typer.Argument(help="A folder of guid,tag lists (*.txt) with data/<guid>.jpg and data/<guid>.txt (e.g. ../shared/data/ecnu_mm_sentiment).")],
+    source: Annotated[str | None, typer.Option("--source", help="Name of the dataset in sentiment_pairs (default: the folder's name).")] = None,
+    home: Home = None,
+) -> None:
+    """Import image + text pairs for the sentiment model into sentiment_pairs (bad rows named by file and line)."""
+    from . import pairs
+
+    result = pairs.import_pairs(_settings(home), folder, source=source)
+    _print_json(result)
+    if not result["rows"]:
+        _console(stderr=True).print(f"[red]error:[/] no good pair in {folder}")
+        raise typer.Exit(1)
+
+
 @app.command("inbox")
 @command
 def inbox(

@@ -14,7 +14,7 @@ import duckdb
 
 from .schema import (
     ADDED_COLUMNS, CRAWL_TABLES, EMOJI_COMMENTS_COLUMNS, HARDENING_COLUMNS, POST_TABLES, REGISTRY_COLUMNS,
-    TABLES, create_table_sql,
+    SENTIMENT_TABLES, TABLES, create_table_sql,
 )
 
 __all__ = ["MIGRATIONS", "Migration", "migrate", "schema_version"]
@@ -117,12 +117,19 @@ def _long_predictions(con: duckdb.DuckDBPyConnection) -> None:
     con.execute("DROP TABLE predictions_v4")
 
 
+def _sentiment(con: duckdb.DuckDBPyConnection) -> None:
+    """Issue 10: the labelled image + text pairs of the sentiment model."""
+    for spec in SENTIMENT_TABLES:
+        con.execute(create_table_sql(spec))
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "tables of issue 2 and the emoji_comments view", _initial),
     Migration(2, "crawl passes, emote image state, video sources, cool-downs", _crawling),
     Migration(3, "posts, images, metrics, texts, comments, clusters, daily stats, trend windows", _posts),
     Migration(4, "full passes of the crawl (crawl_state.full_pass, full_pass_at)", _hardening),
     Migration(5, "long predictions (model, entity kind, entity, label); models.files", _long_predictions),
+    Migration(6, "sentiment_pairs (image + text pairs of the sentiment model)", _sentiment),
 )
 
 

@@ -19,6 +19,7 @@ __all__ = [
     "CRAWL_TABLES",
     "DERIVED_FROM",
     "POST_TABLES",
+    "SENTIMENT_TABLES",
     "PUBLISHED",
     "TABLES",
     "VIDEO_STATUSES",
@@ -269,6 +270,27 @@ ADDED_COLUMNS: dict[str, tuple[str, ...]] = {
 # Columns migration 4 appends (crawl hardening, issue 8).
 HARDENING_COLUMNS: dict[str, tuple[str, ...]] = {"crawl_state": ("full_pass", "full_pass_at")}
 
+# Labelled image + text pairs for the sentiment model (issue 10): created by migration 6.
+SENTIMENT_TABLES: tuple[TableSpec, ...] = (
+    TableSpec(
+        "sentiment_pairs",
+        {
+            "source": "VARCHAR",
+            "guid": "VARCHAR",
+            "text": "VARCHAR",
+            "image_path": "VARCHAR",
+            "image_sha256": "VARCHAR",
+            "label": "VARCHAR",
+            "list_file": "VARCHAR",
+            "imported_at": "TIMESTAMPTZ",
+        },
+        primary_key=("source", "guid"),
+        keep=("imported_at",),
+        description="Image + text pairs (`emopulse import pairs`): label positive | neutral | negative, "
+        "NULL for an unlabelled list; image_path absolute, image_sha256 of its bytes.",
+    ),
+)
+
 # Columns migration 5 appends (the model registry's file hashes, issue 9).
 REGISTRY_COLUMNS: dict[str, tuple[str, ...]] = {"models": ("files",)}
 
@@ -454,6 +476,7 @@ TABLES: dict[str, TableSpec] = {
         ),
         *CRAWL_TABLES,
         *POST_TABLES,
+        *SENTIMENT_TABLES,
     )
 }
 

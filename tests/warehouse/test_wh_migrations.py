@@ -43,3 +43,19 @@ def test_a_fresh_connection_migrates_from_zero(tmp_path) -> None:
     assert schema_version(con) == 0
     assert migrate(con) == [m.version for m in MIGRATIONS]
     assert migrate(con) == []
+
+
+def test_migration_6_adds_sentiment_pairs_to_a_version_5_warehouse(tmp_path) -> None:
+    import duckdb
+    import pytest
+
+    from emopulse.warehouse.migrations import MIGRATIONS, migrate, schema_version
+
+    con = duckdb.connect(str(tmp_path / "v5.duckdb"))
+    migrate(con, [m for m in MIGRATIONS if m.version <= 5])
+    con.execute("DROP TABLE sentiment_pairs")  # migration 1 builds today's tables: make it a true v5
+    assert schema_version(con) == 5
+    assert migrate(con) == [6]
+    con.execute("INSERT INTO sentiment_pairs (source, guid, label) VALUES ('s', '1', 'positive')")
+    with pytest.raises(duckdb.ConstraintException):
+        con.execute("INSERT INTO sentiment_pairs (source, guid, label) VALUES ('s', '1', 'negative')")
