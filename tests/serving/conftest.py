@@ -171,3 +171,19 @@ def bert_ranker(tiny_encoder, comments: pd.DataFrame) -> TrainResult:
     return TrainResult(name="tiny_bert", task="emoji", module=module, preprocessor=pre, head=Head("ranking", EMOTES),
                        config={"text_encoder_path": str(tiny_encoder)}, metrics={},
                        quality_records=comments["message"].tolist()[:60], encoders={"text": "tiny-bert-0"})
+
+
+
+@pytest.fixture(scope="module")
+def register_models(tmp_path_factory, request):
+    """register_models(names, home=...) → {name: ModelRecord}: the named model fixtures exported
+    and registered in one scratch home."""
+    from emopulse.serving import export_and_register
+    from emopulse.warehouse import Warehouse
+
+    def register(names: tuple[str, ...], *, home: str) -> dict:
+        root = tmp_path_factory.mktemp(home)
+        with Warehouse.open(root / "warehouse.duckdb", command="test") as wh:
+            return {name: export_and_register(wh, request.getfixturevalue(name)) for name in names}
+
+    return register

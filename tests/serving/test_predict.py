@@ -11,17 +11,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from emopulse.serving import Scorer, export_and_register, load_scorer, predict_csv
+from emopulse.serving import Scorer, load_scorer, predict_csv
 from emopulse.training.preprocess import TextPreprocessor
-from emopulse.warehouse import Warehouse
 
 
 @pytest.fixture(scope="module")
-def scorers(tmp_path_factory, request) -> dict[str, Scorer]:
-    home = tmp_path_factory.mktemp("predict-home")
-    with Warehouse.open(home / "warehouse.duckdb", command="test") as wh:
-        return {name: load_scorer(export_and_register(wh, request.getfixturevalue(name)), device="cpu", variant="fp32")
-                for name in ("ranker", "multilabel", "regressor")}
+def scorers(register_models) -> dict[str, Scorer]:
+    records = register_models(("ranker", "multilabel", "regressor"), home="predict-home")
+    return {name: load_scorer(record, device="cpu", variant="fp32") for name, record in records.items()}
 
 
 def _read(path: Path) -> list[dict[str, str]]:

@@ -14,14 +14,9 @@ from emopulse.warehouse import Warehouse
 
 
 @pytest.fixture(scope="module")
-def registered(tmp_path_factory, request):
+def registered(register_models):
     """name → (record) for the ranker, the BERT ranker, the multi-label and the regression model."""
-    home = tmp_path_factory.mktemp("int8-home")
-    out = {}
-    with Warehouse.open(home / "warehouse.duckdb", command="test") as wh:
-        for name in ("ranker", "bert_ranker", "multilabel", "regressor"):
-            out[name] = export_and_register(wh, request.getfixturevalue(name))
-    return out
+    return register_models(("ranker", "bert_ranker", "multilabel", "regressor"), home="int8-home")
 
 
 @pytest.mark.parametrize("which", ["ranker", "bert_ranker"])

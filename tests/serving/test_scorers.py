@@ -7,23 +7,17 @@ import numpy as np
 import pytest
 import torch
 
-from emopulse.serving import MultiLabelScorer, RankingScorer, RegressionScorer, export_and_register, load_scorer
+from emopulse.serving import MultiLabelScorer, RankingScorer, RegressionScorer, load_scorer
 from emopulse.training.result import TrainResult
-from emopulse.warehouse import Warehouse
 
 TEXTS = ["狗头保命[doge]", "哈哈哈哈哈", "", "围观吃瓜的了是在我有这个们中来上大为和国地到以说时要就出会可也你对生能而子那得于",
          "好漂亮啊", "加油冲鸭！！", "呜呜太感动"]
 
 
 @pytest.fixture(scope="module")
-def scorers(tmp_path_factory, request):
-    home = tmp_path_factory.mktemp("scorers")
-    out = {}
-    with Warehouse.open(home / "warehouse.duckdb", command="test") as wh:
-        for name in ("ranker", "multilabel", "regressor", "poster"):
-            record = export_and_register(wh, request.getfixturevalue(name))
-            out[name] = load_scorer(record, device="cpu", variant="fp32")
-    return out
+def scorers(register_models):
+    records = register_models(("ranker", "multilabel", "regressor", "poster"), home="scorers")
+    return {name: load_scorer(record, device="cpu", variant="fp32") for name, record in records.items()}
 
 
 def _torch(result: TrainResult, records) -> np.ndarray:
