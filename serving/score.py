@@ -1,7 +1,8 @@
 """Scoring into the warehouse: entities a model has not scored yet → long rows of `predictions`.
 
 `score_entities` is the one writer: any scorer, any entity kind, records built from a frame's
-rows; it scores in chunks (each chunk written at once, so a killed run keeps what it finished)
+rows (an image + text model gets a text alone as a record without an image, and its rows say
+`text_only`); it scores in chunks (each chunk written at once, so a killed run keeps what it finished)
 with batches sorted by length. The readers (`emopulse.warehouse.unscored_comments` /
 `unscored_posts`) anti-join `predictions` on the model and the entity kind, so scoring again reads
 only entities that came since. `score_model` scores every entity kind a registered model names.
@@ -16,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import pandas as pd
 
 from emopulse.warehouse import ENTITY_KINDS, unscored_comments, unscored_posts, write_predictions
@@ -59,16 +61,22 @@ def score_entities(wh: Warehouse, scorer: Scorer, *, entity_kind: str, frame: pd
         raise ValueError("give exactly one of record_fn and text_col")
     started = time.perf_counter()
     written = 0
+    with_images = scorer.preprocessor.kind == "image_text"
     for start in range(0, len(frame), chunk_size):
         chunk = frame.iloc[start:start + chunk_size]
         if text_col is not None:
             records = chunk[text_col].fillna("").astype(str).tolist()
+            if with_images:  # a text alone: the model's text-only path
+                records = [{"text": t, "image": None} for t in records]
         else:
             records = [record_fn(row) for row in chunk.to_dict("records")]  # type: ignore[misc]
         scores = scorer.predict(records, batch_size=batch_size)
         rows = scorer.rows(chunk[id_col].tolist(), scores, k=k)
         rows.insert(0, "entity_kind", entity_kind)
         rows.insert(0, "model_id", scorer.model_id)
+        if with_images and len(records):  # rows are entity by entity, each the same number
+            text_only = np.array([r.get("image") is None for r in records])
+            rows["text_only"] = np.repeat(text_only, len(rows) // len(records))
         if not rows.empty:
             write_predictions(wh, rows)
         written += len(rows)

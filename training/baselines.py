@@ -1,4 +1,6 @@
-"""Baselines every emote model is reported beside, trained on the same split.
+"""Baselines every model is reported beside, trained on the same split.
+
+Emote ranking:
 
 - `majority`: every comment gets the emotes ranked by how often each is the main emote in training.
 - `tfidf_char_lr`: TF-IDF over character 1-3-grams (sublinear tf), then multinomial logistic
@@ -6,6 +8,10 @@
   reaches strong regularisation (`TFIDF_CS`). The grid is walked from the smallest C up, each fit
   warm-started from the last (the same optima, found several times faster). With `cache_dir`, the
   result is kept under a hash of every input, so a model's ablation runs fit the baseline once.
+
+Single-label classification (sentiment): `majority_classifier`, `logreg_classifier` (features,
+e.g. a linear probe on image features), `tfidf_classifier` (text) and `late_fusion` (two
+classifiers' probabilities mixed with a weight chosen on validation).
 """
 
 from __future__ import annotations
@@ -20,7 +26,8 @@ import numpy as np
 
 from .metrics import majority_scores, topk_accuracy
 
-__all__ = ["TFIDF_CS", "majority_baseline", "tfidf_logreg_baseline"]
+__all__ = ["TFIDF_CS", "late_fusion", "logreg_classifier", "majority_baseline", "majority_classifier",
+           "tfidf_classifier", "tfidf_logreg_baseline"]
 
 TFIDF_CS = (0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 8.0)
 
@@ -104,3 +111,94 @@ def _cache_file(cache_dir: str | Path | None, *parts: object) -> Path | None:
                             ensure_ascii=False).encode("utf-8"))
         h.update(b"\0")
     return Path(cache_dir) / f"tfidf-{h.hexdigest()[:20]}.npz"
+
+
+# -- single-label classifiers (sentiment): probabilities for validation and test, settings on validation --
+def majority_classifier(train_y: Sequence[int], *, num_classes: int, n: int) -> np.ndarray:
+    """Probabilities [n, classes]: the training class shares, the same for every row."""
+    counts = np.bincount(np.asarray(train_y, dtype=np.int64), minlength=num_classes).astype(np.float64)
+    return np.broadcast_to(counts / max(1.0, counts.sum()), (n, num_classes)).copy()
+
+
+def _weighted_f1(y: Sequence[int], probs: np.ndarray) -> float:
+    from sklearn.metrics import f1_score
+
+    return float(f1_score(np.asarray(y), probs.argmax(1), average="weighted", zero_division=0)) if len(y) else 0.0
+
+
+def logreg_classifier(x_train, train_y: Sequence[int], x_val, val_y: Sequence[int], x_test, *, num_classes: int,
+                      Cs: Sequence[float], seed: int = 0, scale: bool = False) -> tuple[np.ndarray, np.ndarray, dict]:
+    """Multinomial logistic regression on features (dense or sparse; `scale`: standardised with
+    the training rows' statistics), C chosen on validation weighted F1 (ties: the smaller C).
+    Returns validation and test probabilities [*, classes] and the chosen settings."""
+    import warnings
+
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.preprocessing import StandardScaler
+
+    train_y = np.asarray(train_y)
+    if len(set(train_y.tolist())) < 2:
+        return (majority_classifier(train_y, num_classes=num_classes, n=x_val.shape[0]),
+                majority_classifier(train_y, num_classes=num_classes, n=x_test.shape[0]), {"C": None})
+    if scale:
+        scaler = StandardScaler().fit(x_train)
+        x_train, x_val, x_test = scaler.transform(x_train), scaler.transform(x_val), scaler.transform(x_test)
+
+    def probs(model: LogisticRegression, x) -> np.ndarray:
+        out = np.zeros((x.shape[0], num_classes))
+        if x.shape[0]:
+            out[:, model.classes_] = model.predict_proba(x)
+        return out
+
+    grid = sorted(float(c) for c in Cs) if x_val.shape[0] else [min(float(c) for c in Cs)]
+    best: tuple[float, float, LogisticRegression] | None = None
+    scores = {}
+    for c in grid:
+        model = LogisticRegression(C=c, max_iter=3000, random_state=seed)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            model.fit(x_train, train_y)
+        score = _weighted_f1(val_y, probs(model, x_val)) if x_val.shape[0] else 0.0
+        scores[str(c)] = score
+        if best is None or score > best[0]:
+            best = (score, c, model)
+    assert best is not None
+    score, c, model = best
+    return probs(model, x_val), probs(model, x_test), {"C": c, "val_weighted_f1": score, "val_by_C": scores}
+
+
+def tfidf_classifier(train_texts: Sequence[str], train_y: Sequence[int], val_texts: Sequence[str],
+                     val_y: Sequence[int], test_texts: Sequence[str], *, num_classes: int, Cs: Sequence[float],
+                     seed: int = 0) -> tuple[np.ndarray, np.ndarray, dict]:
+    """TF-IDF over word 1-2-grams and character 2-5-grams within words (sublinear tf; so English and
+    Chinese both get features), then `logreg_classifier`."""
+    from scipy.sparse import hstack
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    words = TfidfVectorizer(analyzer="word", ngram_range=(1, 2), min_df=2, sublinear_tf=True,
+                            token_pattern=r"(?u)[#@]?\w+")
+    chars = TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 5), min_df=2, sublinear_tf=True)
+    train_texts = [t or " " for t in train_texts]
+
+    def features(texts: Sequence[str], fit: bool = False):
+        texts = [t or " " for t in texts]
+        if fit:
+            return hstack([words.fit_transform(texts), chars.fit_transform(texts)]).tocsr()
+        return hstack([words.transform(texts), chars.transform(texts)]).tocsr()
+
+    x_train = features(train_texts, fit=True)
+    val, test, info = logreg_classifier(x_train, train_y, features(val_texts), val_y, features(test_texts),
+                                        num_classes=num_classes, Cs=Cs, seed=seed)
+    return val, test, {**info, "features": int(x_train.shape[1])}
+
+
+def late_fusion(val_probs: Sequence[np.ndarray], val_y: Sequence[int], test_probs: Sequence[np.ndarray], *,
+                steps: int = 10) -> tuple[np.ndarray, dict]:
+    """Late fusion of two classifiers: `w * p_a + (1 - w) * p_b`, w from a grid of `steps` + 1 values
+    chosen on validation weighted F1 (ties: nearest 0.5). Test probabilities and the weight."""
+    (a_val, b_val), (a_test, b_test) = val_probs, test_probs
+    grid = sorted(np.linspace(0, 1, steps + 1), key=lambda w: abs(w - 0.5))
+    scores = {round(float(w), 3): _weighted_f1(val_y, w * a_val + (1 - w) * b_val) for w in grid}
+    w = max(scores, key=lambda k: scores[k])  # the first best in the grid's order
+    return w * a_test + (1 - w) * b_test, {"weight": w, "val_weighted_f1": scores[w]}

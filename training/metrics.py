@@ -12,7 +12,7 @@ from collections.abc import Collection, Sequence
 
 import numpy as np
 
-__all__ = ["main_label", "majority_scores", "ranking_metrics", "top_k", "topk_accuracy"]
+__all__ = ["classification_metrics", "main_label", "majority_scores", "ranking_metrics", "top_k", "topk_accuracy"]
 
 
 def main_label(labels: Sequence[str], counts: Sequence[int] | None = None) -> str:
@@ -57,3 +57,27 @@ def majority_scores(train_main: Sequence[int], *, num_labels: int, n: int) -> np
     """The majority baseline as scores: every row ranks labels by their frequency in training."""
     freq = np.bincount(np.asarray(train_main, dtype=np.int64), minlength=num_labels).astype(np.float64)
     return np.broadcast_to(freq, (n, num_labels)).copy()
+
+
+def classification_metrics(y_true: Sequence[int], y_pred: Sequence[int], *, labels: Sequence[str]) -> dict:
+    """Single-label figures over class indices 0..len(labels)-1: `accuracy`, `weighted_f1` (F1 per
+    class weighted by its support), `macro_f1` (the plain mean over classes present in `y_true` or
+    `y_pred`), `per_class` {label: precision, recall, f1, support} and `confusion` (rows: true,
+    columns: predicted, in `labels` order)."""
+    from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
+
+    y_true, y_pred = np.asarray(y_true, dtype=np.int64), np.asarray(y_pred, dtype=np.int64)
+    if y_true.shape != y_pred.shape:
+        raise ValueError(f"{len(y_true)} true labels but {len(y_pred)} predictions")
+    classes = list(range(len(labels)))
+    if not len(y_true):
+        return {"accuracy": float("nan"), "weighted_f1": float("nan"), "macro_f1": float("nan"), "n": 0,
+                "per_class": {}, "confusion": [[0] * len(classes) for _ in classes]}
+    p, r, f, support = precision_recall_fscore_support(y_true, y_pred, labels=classes, zero_division=0)
+    present = np.isin(classes, np.union1d(y_true, y_pred))
+    return {"accuracy": float((y_true == y_pred).mean()),
+            "weighted_f1": float((f * support).sum() / support.sum()),
+            "macro_f1": float(f[present].mean()), "n": int(len(y_true)),
+            "per_class": {lab: {"precision": float(p[i]), "recall": float(r[i]), "f1": float(f[i]),
+                                "support": int(support[i])} for i, lab in enumerate(labels)},
+            "confusion": confusion_matrix(y_true, y_pred, labels=classes).tolist()}

@@ -20,6 +20,7 @@ mask: the trend windows).
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -83,7 +84,21 @@ def _strip_emotes(text: str) -> str:
     return strip_tokens(text)
 
 
-_CLEANERS: dict[str, Callable[[str], str]] = {"none": lambda t: t, "strip_emotes": _strip_emotes}
+_URL = re.compile(r"https?(?::/\S*|…)|www\.\S+")
+_HANDLE = re.compile(r"(?<![\w@])@\w+")
+_SPACE = re.compile(r"\s+")
+
+
+def _social(text: str) -> str:
+    """Posts and tweets: links dropped, @handles made `@user`, a leading `RT` dropped, spaces
+    collapsed (the words, hashtags and emotes stay)."""
+    text = _HANDLE.sub("@user", _URL.sub(" ", text))
+    text = re.sub(r"^\s*RT\s+(?=@user)", "", text)
+    return _SPACE.sub(" ", text).strip()
+
+
+_CLEANERS: dict[str, Callable[[str], str]] = {"none": lambda t: t, "strip_emotes": _strip_emotes,
+                                              "social": _social}
 
 
 @dataclass(frozen=True)
@@ -91,7 +106,8 @@ class TextPreprocessor:
     """Texts → `input_ids`, `attention_mask` [batch, tokens] through a tokenizer.
 
     `clean` runs first: `strip_emotes` removes every `[emote]` token (an emote model must never
-    see its labels in its input), `none` leaves the text alone."""
+    see its labels in its input), `social` drops links and anonymises @handles (posts, tweets),
+    `none` leaves the text alone."""
 
     tokenizer: Tokenizer
     clean: str = "none"

@@ -15,7 +15,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-__all__ = ["Split", "split_by_comment", "split_by_group", "split_by_video", "video_folds"]
+__all__ = ["Split", "linked_groups", "split_by_comment", "split_by_group", "split_by_video", "stratified_folds",
+           "video_folds"]
 
 
 @dataclass(frozen=True)
@@ -161,6 +162,68 @@ def video_folds(frame: pd.DataFrame, *, id_col: str = "rpid", video_col: str = "
         folds.append(Split(parts=parts, seed=seed, method="video_folds",
                            params={"fold": f, "k": k, "val_frac": val_frac, "test_videos": sorted(test),
                                    "val_videos": sorted(val)}))
+    return folds
+
+
+def linked_groups(*keys: Iterable[Any]) -> np.ndarray:
+    """int64 [N]: one group per connected set of rows, two rows linked when they share a value of
+    any key column (missing values link nothing). E.g. pairs sharing an image's bytes or a text."""
+    columns = [list(k) for k in keys]
+    n = len(columns[0]) if columns else 0
+    parent = list(range(n))
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    for column in columns:
+        if len(column) != n:
+            raise ValueError(f"key columns differ in length ({len(column)} != {n})")
+        first: dict[Any, int] = {}
+        for i, value in enumerate(column):
+            if _is_missing(value):
+                continue
+            j = first.setdefault(value, i)
+            if j != i:
+                parent[root(i)] = root(j)
+    roots = [root(i) for i in range(n)]
+    _, groups = np.unique(np.asarray(roots, dtype=np.int64), return_inverse=True)
+    return groups.astype(np.int64)
+
+
+def stratified_folds(ids: Iterable[Any], labels: Iterable[Any], *, groups: Iterable[Any] | None = None, k: int = 5,
+                     val_frac: float = 0.15, seed: int = 0) -> list[Split]:
+    """K stratified folds, each a `Split` of `ids` into `train`, `val` and `test`.
+
+    Every id is the test of exactly one fold; the folds keep the label shares (scikit-learn's
+    `StratifiedGroupKFold`, shuffled with `seed`); rows of one group (e.g. the same image) never sit
+    on two sides. `val` is about `val_frac` of each fold's other rows, drawn the same way."""
+    from sklearn.model_selection import StratifiedGroupKFold
+
+    ids = np.asarray([str(i) for i in ids], dtype=object)
+    labels = np.asarray(list(labels), dtype=object).astype(str)
+    groups = np.arange(len(ids)) if groups is None else np.asarray(list(groups))
+    if not len(ids) == len(labels) == len(groups):
+        raise ValueError(f"ids, labels and groups differ in length ({len(ids)}, {len(labels)}, {len(groups)})")
+    if len(set(ids.tolist())) != len(ids):
+        raise ValueError("ids must be unique")
+    if k < 2 or len(np.unique(groups)) < k:
+        raise ValueError(f"{k} folds need k >= 2 and at least k groups ({len(np.unique(groups))})")
+    if not 0 < val_frac < 1:
+        raise ValueError(f"val_frac must be in (0, 1), not {val_frac}")
+    outer = StratifiedGroupKFold(n_splits=k, shuffle=True, random_state=seed)
+    folds = []
+    for f, (rest, test) in enumerate(outer.split(ids, labels, groups)):
+        smallest = int(np.unique(labels[rest], return_counts=True)[1].min())
+        splits = max(2, min(round(1 / val_frac), len(np.unique(groups[rest])), smallest))
+        inner = StratifiedGroupKFold(n_splits=splits, shuffle=True, random_state=seed + 1 + f)
+        train_i, val_i = next(inner.split(ids[rest], labels[rest], groups[rest]))
+        parts = {"train": tuple(sorted(ids[rest][train_i])), "val": tuple(sorted(ids[rest][val_i])),
+                 "test": tuple(sorted(ids[test]))}
+        folds.append(Split(parts=parts, seed=seed, method="stratified_folds",
+                           params={"fold": f, "k": k, "val_frac": val_frac}))
     return folds
 
 

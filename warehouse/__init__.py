@@ -5,6 +5,7 @@ Writers open `Warehouse.open(db_path, command=...)` (one process at a time); rea
 `open_catalog(home)` / `query(home, sql)` over the published snapshots only.
 """
 
+from .captions import prompt_sha256, read_captions, write_captions
 from .cooldowns import active_cooldown, start_cooldown
 from .crawling import (
     known_rpids,
@@ -84,8 +85,10 @@ __all__ = [
     "merge_rows",
     "migrate",
     "open_catalog",
+    "prompt_sha256",
     "publish_snapshots",
     "query",
+    "read_captions",
     "record_emote_image",
     "record_video_sources",
     "refresh_emoji_stats",
@@ -105,5 +108,6 @@ __all__ = [
     "upsert_emotes",
     "upsert_videos",
     "video_row",
+    "write_captions",
     "write_predictions",
 ]

@@ -13,11 +13,11 @@ from dataclasses import dataclass
 import duckdb
 
 from .schema import (
-    ADDED_COLUMNS, CRAWL_TABLES, EMOJI_COMMENTS_COLUMNS, HARDENING_COLUMNS, POST_TABLES, REGISTRY_COLUMNS,
-    SENTIMENT_TABLES, TABLES, create_table_sql,
+    ADDED_COLUMNS, CAPTION_TABLES, CRAWL_TABLES, EMOJI_COMMENTS_COLUMNS, HARDENING_COLUMNS, POST_TABLES,
+    PREDICTION_INPUT_COLUMNS, REGISTRY_COLUMNS, SENTIMENT_TABLES, TABLES, create_table_sql,
 )
 
-__all__ = ["MIGRATIONS", "Migration", "migrate", "schema_version"]
+__all__ = ["DAILY_SENTIMENT_SQL", "MIGRATIONS", "Migration", "migrate", "schema_version"]
 
 # One row per (comment, emote), deduplicated: the same user (mid, else uname) posting the same
 # content (message, else sentence) counts once per emote; the earliest real comment is kept. A row
@@ -45,6 +45,30 @@ EMOJI_COMMENTS_SQL = (
     + ", ".join(EMOJI_COMMENTS_COLUMNS)
     + " FROM emoji_comments_keyed"
 )
+
+
+# Per day and entity kind, how many comments (their ctime's UTC day) and posts (their local
+# published_date) the latest sentiment model labels positive, neutral or negative (its top label),
+# and their share of that day's scored entities of the kind.
+DAILY_SENTIMENT_SQL = """
+CREATE OR REPLACE VIEW daily_sentiment AS
+WITH model AS (
+    SELECT model_id FROM models WHERE task = 'sentiment' ORDER BY version DESC LIMIT 1
+), top AS (
+    SELECT p.entity_kind, p.entity_id, p.label
+    FROM predictions AS p JOIN model USING (model_id) WHERE p.rank = 1
+), dated AS (
+    SELECT t.entity_kind, t.label, CAST(make_timestamp(c.ctime::BIGINT * 1000000) AS DATE) AS day
+    FROM top AS t JOIN comments AS c ON t.entity_kind = 'comment' AND CAST(c.rpid AS VARCHAR) = t.entity_id
+    UNION ALL
+    SELECT t.entity_kind, t.label, po.published_date AS day
+    FROM top AS t JOIN posts AS po ON t.entity_kind = 'post' AND po.post_id = t.entity_id
+)
+SELECT day, entity_kind, label, count(*) AS n,
+       count(*) / sum(count(*)) OVER (PARTITION BY day, entity_kind) AS share
+FROM dated WHERE day IS NOT NULL
+GROUP BY day, entity_kind, label
+"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,6 +147,14 @@ def _sentiment(con: duckdb.DuckDBPyConnection) -> None:
         con.execute(create_table_sql(spec))
 
 
+def _captions(con: duckdb.DuckDBPyConnection) -> None:
+    """Issue 10: cached image captions, `predictions.text_only`, the `daily_sentiment` view."""
+    for spec in CAPTION_TABLES:
+        con.execute(create_table_sql(spec))
+    _add_columns(con, PREDICTION_INPUT_COLUMNS)
+    con.execute(DAILY_SENTIMENT_SQL)
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "tables of issue 2 and the emoji_comments view", _initial),
     Migration(2, "crawl passes, emote image state, video sources, cool-downs", _crawling),
@@ -130,6 +162,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(4, "full passes of the crawl (crawl_state.full_pass, full_pass_at)", _hardening),
     Migration(5, "long predictions (model, entity kind, entity, label); models.files", _long_predictions),
     Migration(6, "sentiment_pairs (image + text pairs of the sentiment model)", _sentiment),
+    Migration(7, "captions, predictions.text_only, the daily_sentiment view", _captions),
 )
 
 

@@ -115,11 +115,14 @@ def find_model_row(
 
 
 def write_predictions(wh: Warehouse, df: pd.DataFrame) -> int:
-    """Upsert predictions keyed by (model_id, entity_kind, entity_id, label); `scored_at` is filled in."""
+    """Upsert predictions keyed by (model_id, entity_kind, entity_id, label); `scored_at` is filled in;
+    `text_only` (optional) says an image + text model saw no image."""
     missing = [c for c in PREDICTION_COLUMNS if c not in df.columns]
     if missing:
         raise ValueError(f"predictions lack column(s) {missing}; need {list(PREDICTION_COLUMNS)}")
     rows = df[list(PREDICTION_COLUMNS)].copy()
+    if "text_only" in df:
+        rows["text_only"] = df["text_only"].astype("boolean")
     unknown = sorted(set(rows["entity_kind"].astype(str)) - set(ENTITY_KINDS))
     if unknown:
         raise ValueError(f"unknown entity_kind {unknown}: one of {list(ENTITY_KINDS)}")

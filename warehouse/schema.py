@@ -20,6 +20,8 @@ __all__ = [
     "DERIVED_FROM",
     "POST_TABLES",
     "SENTIMENT_TABLES",
+    "CAPTION_TABLES",
+    "PREDICTION_INPUT_COLUMNS",
     "PUBLISHED",
     "TABLES",
     "VIDEO_STATUSES",
@@ -291,6 +293,29 @@ SENTIMENT_TABLES: tuple[TableSpec, ...] = (
     ),
 )
 
+# Captions of images (issue 10): created by migration 7; see warehouse/captions.py.
+CAPTION_TABLES: tuple[TableSpec, ...] = (
+    TableSpec(
+        "captions",
+        {
+            "image_sha256": "VARCHAR",
+            "captioner": "VARCHAR",
+            "prompt_sha256": "VARCHAR",
+            "caption": "VARCHAR",
+            "prompt": "VARCHAR",
+            "created_at": "TIMESTAMPTZ",
+        },
+        primary_key=("image_sha256", "captioner", "prompt_sha256"),
+        keep=("created_at",),
+        description="What a captioner said of an image, keyed by the image's sha256, the captioner "
+        "(`openai:<model>` for an OpenAI-compatible endpoint, `imagenet:<encoder>` for the offline "
+        "stand-in) and the prompt's sha256: an image is captioned once per captioner and prompt.",
+    ),
+)
+
+# Columns migration 7 appends: whether a prediction saw only the text of an image + text input.
+PREDICTION_INPUT_COLUMNS: dict[str, tuple[str, ...]] = {"predictions": ("text_only",)}
+
 # Columns migration 5 appends (the model registry's file hashes, issue 9).
 REGISTRY_COLUMNS: dict[str, tuple[str, ...]] = {"models": ("files",)}
 
@@ -454,13 +479,15 @@ TABLES: dict[str, TableSpec] = {
                 "score": "DOUBLE",
                 "rank": "INTEGER",
                 "scored_at": "TIMESTAMPTZ",
+                "text_only": "BOOLEAN",
             },
             primary_key=("model_id", "entity_kind", "entity_id", "label"),
             description="What a model said of each entity, one row per label: `entity_kind` "
             "comment (rpid as text), post (post_id) or text; a ranking model writes its top-k "
             "labels (score: softmax probability), a multi-label model every label (score: "
             "intensity in [0, 1]), a regression model every output (score: the value); `rank`: "
-            "the label's rank by score, 1 = highest.",
+            "the label's rank by score, 1 = highest; `text_only`: an image + text model saw no image "
+            "(a comment, a post without a readable image), NULL for a model that takes no images.",
         ),
         TableSpec(
             "emoji_counts",
@@ -477,14 +504,16 @@ TABLES: dict[str, TableSpec] = {
         *CRAWL_TABLES,
         *POST_TABLES,
         *SENTIMENT_TABLES,
+        *CAPTION_TABLES,
     )
 }
 
 # Tables and views readers get as Parquet snapshots (and catalog views), in this order.
-PUBLISHED: tuple[str, ...] = (*TABLES, "emoji_comments")
+PUBLISHED: tuple[str, ...] = (*TABLES, "emoji_comments", "daily_sentiment")
 
 # A published view is re-exported whenever one of the tables it reads changed.
-DERIVED_FROM: dict[str, tuple[str, ...]] = {"emoji_comments": ("comments", "comment_emotes")}
+DERIVED_FROM: dict[str, tuple[str, ...]] = {"emoji_comments": ("comments", "comment_emotes"),
+                                            "daily_sentiment": ("predictions", "models", "comments", "posts")}
 
 
 def table(name: str) -> TableSpec:

@@ -49,7 +49,7 @@ from typing import Any
 
 import duckdb
 
-from .migrations import EMOJI_COMMENTS_KEYED_SQL
+from .migrations import DAILY_SENTIMENT_SQL, EMOJI_COMMENTS_KEYED_SQL
 from .schema import DERIVED_FROM, EMOJI_COMMENTS_COLUMNS, PUBLISHED, TABLES
 from .writer import Warehouse
 
@@ -115,6 +115,7 @@ def _view_body(create_view_sql: str) -> str:
 CATALOG_VIEWS: dict[str, str] = {
     "emoji_comments": f"SELECT {', '.join(EMOJI_COMMENTS_COLUMNS)} "
     f"FROM ({_view_body(EMOJI_COMMENTS_KEYED_SQL)}) AS keyed",
+    "daily_sentiment": _view_body(DAILY_SENTIMENT_SQL),
 }
 assert set(CATALOG_VIEWS) == set(DERIVED_FROM), "every derived view needs its catalog SQL"
 

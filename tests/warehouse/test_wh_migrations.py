@@ -55,7 +55,30 @@ def test_migration_6_adds_sentiment_pairs_to_a_version_5_warehouse(tmp_path) -> 
     migrate(con, [m for m in MIGRATIONS if m.version <= 5])
     con.execute("DROP TABLE sentiment_pairs")  # migration 1 builds today's tables: make it a true v5
     assert schema_version(con) == 5
-    assert migrate(con) == [6]
+    assert migrate(con) == [6, 7]
     con.execute("INSERT INTO sentiment_pairs (source, guid, label) VALUES ('s', '1', 'positive')")
     with pytest.raises(duckdb.ConstraintException):
         con.execute("INSERT INTO sentiment_pairs (source, guid, label) VALUES ('s', '1', 'negative')")
+
+
+def test_migration_7_adds_captions_text_only_and_daily_sentiment_to_a_version_6_warehouse(tmp_path) -> None:
+    import duckdb
+
+    from emopulse.warehouse.migrations import MIGRATIONS, migrate, schema_version
+
+    con = duckdb.connect(str(tmp_path / "v6.duckdb"))
+    migrate(con, [m for m in MIGRATIONS if m.version <= 6])
+    con.execute("DROP TABLE captions")  # migration 1 builds today's tables: make it a true v6
+    con.execute("ALTER TABLE predictions DROP COLUMN text_only")
+    con.execute("INSERT INTO models (model_id, task, version) VALUES ('s1', 'sentiment', 1)")
+    con.execute("INSERT INTO comments (rpid, ctime) VALUES (7, 1764547200)")
+    con.execute("INSERT INTO predictions (model_id, entity_kind, entity_id, label, score, rank) VALUES "
+                "('s1', 'comment', '7', 'positive', 0.9, 1), ('s1', 'comment', '7', 'neutral', 0.1, 2)")
+    assert schema_version(con) == 6
+    assert migrate(con) == [7]
+    assert con.execute("SELECT entity_id, label, text_only FROM predictions ORDER BY rank").fetchall() == [
+        ("7", "positive", None), ("7", "neutral", None)]  # carried over, not known to be text-only
+    assert con.execute("SELECT day::VARCHAR, entity_kind, label, n, share FROM daily_sentiment").fetchall() == [
+        ("2025-12-01", "comment", "positive", 1, 1.0)]
+    con.execute("INSERT INTO captions (image_sha256, captioner, prompt_sha256, caption) VALUES ('a', 'c', 'p', 'x')")
+    assert migrate(con) == []
