@@ -5,10 +5,12 @@ soon as a small batch of them is in, so a failure later loses nothing already ca
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
+from urllib.parse import urlsplit
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -22,6 +24,7 @@ from .steps import writer
 __all__ = ["CaptionRun", "Captioner", "caption_function", "caption_images", "captioner_from_settings"]
 
 log = logging.getLogger(__name__)
+GIVE_UP_AFTER = 5  # images in a row the captioner failed before the rest are not sent
 BATCH = 16  # captions are written to the warehouse this many at a time
 SHOWN_FAILURES = 3  # the log names this many failed images
 
@@ -52,9 +55,11 @@ class CaptionRun:
 
 
 def caption_images(wh: Warehouse, images: Sequence[tuple[str, str | Path]], captioner: Captioner, *,
-                   prompt: str, progress: bool = False) -> CaptionRun:
+                   prompt: str, progress: bool = False, give_up_after: int = GIVE_UP_AFTER) -> CaptionRun:
     """Caption (image_sha256, path) pairs with `captioner`, reading cached captions of
-    (captioner.name, prompt) first; an image that fails is noted in `failed`, the others go on."""
+    (captioner.name, prompt) first; an image that fails is noted in `failed`, the others go on,
+    until `give_up_after` images in a row failed at the captioner (a dead endpoint): then the rest
+    are not sent and fail with that reason."""
     paths: dict[str, list[Path]] = {}
     for sha, path in images:
         paths.setdefault(sha, []).append(Path(path))
@@ -65,8 +70,14 @@ def caption_images(wh: Warehouse, images: Sequence[tuple[str, str | Path]], capt
                    disable=not progress, console=Console(stderr=True))
     task = bar.add_task(f"captions ({captioner.name})", total=len(missing))
     with bar:
+        in_a_row, last_error = 0, ""
         try:
             for start in range(0, len(missing), BATCH):
+                if in_a_row >= give_up_after:
+                    for sha in missing[start:]:
+                        failed[sha] = f"not sent: the captioner failed {in_a_row} images in a row (last: {last_error})"
+                    bar.advance(task, len(missing) - start)
+                    break
                 loaded = {}
                 for sha in missing[start : start + BATCH]:
                     data = _read(paths[sha])
@@ -75,11 +86,13 @@ def caption_images(wh: Warehouse, images: Sequence[tuple[str, str | Path]], capt
                     else:
                         failed[sha] = data
                         bar.advance(task)
-                for sha, caption, error in _captions(captioner, loaded):
+                for sha, caption, error in _captions(captioner, loaded, stop=lambda: in_a_row >= give_up_after):
                     if caption:
                         captions[sha] = pending[sha] = caption
+                        in_a_row = 0
                     else:
-                        failed[sha] = error or "the captioner returned an empty caption"
+                        failed[sha] = last_error = error or "the captioner returned an empty caption"
+                        in_a_row += 1
                     bar.advance(task)
                 _flush(wh, pending, captioner=captioner.name, prompt=prompt)
         finally:  # whatever stopped the run, what was captioned is kept
@@ -100,9 +113,11 @@ def _read(paths: list[Path]) -> bytes | str:
     return "; ".join(errors)
 
 
-def _captions(captioner: Captioner, loaded: dict[str, bytes]) -> Iterator[tuple[str, str | None, str | None]]:
+def _captions(captioner: Captioner, loaded: dict[str, bytes], *,
+              stop: Callable[[], bool] = lambda: False) -> Iterator[tuple[str, str | None, str | None]]:
     """(sha, caption, None) or (sha, None, error) per image; a batch at once when the captioner
-    can, one at a time when it cannot or one image spoiled the batch."""
+    can, one at a time when it cannot or one image spoiled the batch (until `stop()`: the rest get
+    an error without being sent)."""
     many = getattr(captioner, "caption_many", None)
     if many is not None and len(loaded) > 1:
         try:
@@ -113,6 +128,9 @@ def _captions(captioner: Captioner, loaded: dict[str, bytes]) -> Iterator[tuple[
             yield from ((sha, text, None) for sha, text in zip(loaded, texts, strict=True))
             return
     for sha, data in loaded.items():
+        if stop():
+            yield sha, None, "not sent: the captioner failed too many images in a row"
+            continue
         try:
             yield sha, captioner.caption(data), None
         except (CaptionError, ValueError) as exc:
@@ -132,14 +150,36 @@ def _openai_endpoint(settings: Settings) -> tuple[str, str]:
                          "https://dashscope.aliyuncs.com/compatible-mode/v1")
     if not settings.caption_model:
         raise ValueError("caption_backend 'openai' needs caption_model (EMOPULSE_CAPTION_MODEL), e.g. qwen-vl-plus")
+    caption_api_key(settings, settings.caption_base_url)  # refuses a key over plain http at once
     return settings.caption_base_url, settings.caption_model
+
+
+# a provider's own key variable, used only for that provider's hosts
+PROVIDER_KEYS = ((("dashscope.aliyuncs.com", "dashscope-intl.aliyuncs.com"), "DASHSCOPE_API_KEY"),
+                 (("api.openai.com",), "OPENAI_API_KEY"))
+LOCAL_HOSTS = ("localhost", "127.0.0.1", "::1")
+
+
+def caption_api_key(settings: Settings, base_url: str) -> str | None:
+    """EMOPULSE_CAPTION_API_KEY; else the provider's own variable when `base_url` is that provider's
+    (a key is never sent to a host it was not made for); refused over plain http except to localhost."""
+    host = (urlsplit(base_url).hostname or "").lower()
+    key = settings.caption_api_key.get_secret_value() if settings.caption_api_key else None
+    if not key:
+        for hosts, variable in PROVIDER_KEYS:
+            if any(host == h or host.endswith("." + h) for h in hosts):
+                key = os.environ.get(variable) or None
+    if key and urlsplit(base_url).scheme != "https" and host not in LOCAL_HOSTS:
+        raise ValueError(f"caption_base_url {urlsplit(base_url).scheme}://{host}/...: an API key goes over https only "
+                         "(or to localhost)")
+    return key
 
 
 def captioner_from_settings(settings: Settings) -> Captioner:
     """`offline`: the ImageNet stand-in (EfficientNet-Lite0); `openai`: an OpenAI-compatible endpoint."""
     if settings.caption_backend == "openai":
         base_url, model = _openai_endpoint(settings)
-        key = settings.caption_api_key.get_secret_value() if settings.caption_api_key else None
+        key = caption_api_key(settings, base_url)
         return OpenAICaptioner(base_url=base_url, model=model, api_key=key,
                                prompt=settings.caption_prompt or DEFAULT_PROMPT, timeout_s=settings.caption_timeout_s,
                                max_retries=settings.caption_max_retries)

@@ -9,7 +9,7 @@ import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
 
 __all__ = ["Settings", "load_settings", "prepare_prefect"]
@@ -71,20 +71,12 @@ class Settings(BaseSettings):
         "https://dashscope.aliyuncs.com/compatible-mode/v1 (requests go to {base}/chat/completions)")
     caption_model: str | None = Field("qwen-vl-plus", description="the vision-language model for `openai`")
     caption_api_key: SecretStr | None = Field(
-        None, validate_default=True, description="the endpoint's key (EMOPULSE_CAPTION_API_KEY; when "
-        "unset, DASHSCOPE_API_KEY or else OPENAI_API_KEY from the environment)")
+        None, description="the endpoint's key (EMOPULSE_CAPTION_API_KEY; when unset, DASHSCOPE_API_KEY "
+        "for a DashScope base URL, OPENAI_API_KEY for api.openai.com; sent over https only, or to localhost)")
     caption_prompt: str | None = Field(
         None, description="the prompt of `openai` (default: ingest.captions.DEFAULT_PROMPT)")
     caption_timeout_s: float = Field(30.0, gt=0, description="timeout of one caption request")
     caption_max_retries: int = Field(3, ge=0, description="retries of a caption request (429, 5xx, timeouts)")
-
-    @field_validator("caption_api_key", mode="before")
-    @classmethod
-    def _caption_key_fallback(cls, value: object) -> object:
-        """The provider's own variables stand in when EMOPULSE_CAPTION_API_KEY is not set."""
-        if value is None or value == "":
-            return os.environ.get("DASHSCOPE_API_KEY") or os.environ.get("OPENAI_API_KEY") or None
-        return value
 
     @classmethod
     def settings_customise_sources(

@@ -7,8 +7,9 @@ labels reaching their threshold, `;`-separated); a regression model `value_<labe
 The text goes through the model's own preprocessor, so an emote model's text loses its `[emote]`
 tokens first (`clean="strip_emotes"`) exactly as in training. Rows are never dropped and never
 stop the run: a row whose text is empty after that cleaning gets empty predictions and counts as
-`empty`; a row with the wrong number of fields or text that is not valid UTF-8 gets empty
-predictions and counts as `unreadable`. A classifier (a ranking head of a task in `CLASSIFIERS`:
+`empty`; a row with the wrong number of fields or text that is not valid UTF-8 (a file that is
+valid gb18030 as a whole, GBK's superset, is read as that) gets empty predictions and counts as
+`unreadable`. A classifier (a ranking head of a task in `CLASSIFIERS`:
 sentiment) adds `label` and `p_<label>` for every label instead. An image+text model takes
 `image_col` (paths, absolute or relative to the CSV's folder) when given and adds `text_only`: a
 row whose image is missing or unreadable is scored on its text alone, `text_only` true.
@@ -24,6 +25,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from emopulse.training.preprocess import image_problem
 
 from .scorer import Scorer, Scores
 
@@ -84,25 +87,14 @@ def _columns(scorer: Scorer, k: int) -> tuple[list[str], Callable[[Scores], list
     return [f"value_{label}" for label in labels], regression
 
 
-def _readable_image(path: Path) -> bool:
-    from PIL import Image
-
-    try:
-        with Image.open(path) as image:
-            image.verify()
-        return True
-    except Exception:  # noqa: BLE001 - missing, truncated or not an image
-        return False
-
-
 def predict_csv(scorer: Scorer, input_path: str | Path, output_path: str | Path, *, text_col: str,
                 image_col: str | None = None, k: int = 5, batch_size: int = 64, tags_out: str | Path | None = None,
                 id_col: str = "guid") -> PredictSummary:
-    """Score `text_col` (and `image_col`) of every row of `input_path` (UTF-8, a BOM is fine) into
+    """Score `text_col` (and `image_col`) of every row of `input_path` (UTF-8, else gb18030) into
     `output_path`; `tags_out` also writes `id_col,tag` lines (the multimodal seed's `guid,tag`)."""
     input_path, output_path = Path(input_path), Path(output_path)
     clean = _cleaner(scorer)
-    raw = input_path.read_bytes().decode("utf-8-sig", errors="surrogateescape")
+    raw = _decode(input_path.read_bytes())
     records = list(csv.reader(io.StringIO(raw, newline="")))
     if not records:
         raise ValueError(f"{input_path}: empty file (no header line)")
@@ -125,7 +117,7 @@ def predict_csv(scorer: Scorer, input_path: str | Path, output_path: str | Path,
         image = None
         if with_images and row[header.index(image_col)]:  # type: ignore[arg-type]
             image = input_path.parent / row[header.index(image_col)]  # type: ignore[arg-type]
-            if not _readable_image(image):  # a text-only prediction, not a crash
+            if image_problem(image) is not None:  # a text-only prediction, not a crash
                 missing_images += 1
                 image = None
         if not clean(text).strip() and image is None:
@@ -167,6 +159,19 @@ def _write_tags(path: Path, id_index: int, body: list[list[str]], keep: list[int
         for i, row in enumerate(body):
             if id_index < len(row):
                 writer.writerow([row[id_index], tag.get(i, "null")])
+
+
+def _decode(data: bytes) -> str:
+    """UTF-8 (a BOM is fine); a file that is not, but is valid gb18030 (GBK's superset) whole, is
+    read as that; otherwise UTF-8 with the bad bytes kept as escapes (those rows are `unreadable`)."""
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        pass
+    try:
+        return data.decode("gb18030")
+    except UnicodeDecodeError:
+        return data.decode("utf-8-sig", errors="surrogateescape")
 
 
 def _has_bad_bytes(text: str) -> bool:

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from emopulse.training.preprocess import image_problem
 from emopulse.warehouse import ENTITY_KINDS, unscored_comments, unscored_posts, write_predictions
 
 from .registry import ModelRecord, find_model
@@ -98,17 +99,13 @@ def score_comments(wh: Warehouse, scorer: Scorer, *, k: int = 5, batch_size: int
 
 
 def _image_or_none(home: Path, local_path: Any) -> Path | None:
-    """The image file when it exists and opens (a broken image scores as a post without one)."""
+    """The image file when it exists and decodes (a broken image scores as a post without one)."""
     if not isinstance(local_path, str) or not local_path:
         return None
     path = home / local_path
-    try:
-        from PIL import Image
-
-        with Image.open(path) as image:
-            image.verify()
-    except Exception:  # noqa: BLE001 - missing, truncated or not an image
-        log.warning("post image %s is not readable: scored without an image", path)
+    problem = image_problem(path)
+    if problem is not None:  # missing, truncated or not an image
+        log.warning("post image %s is not readable (%s): scored without an image", path, problem)
         return None
     return path
 

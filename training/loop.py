@@ -28,7 +28,8 @@ import copy
 import logging
 import math
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,7 +39,8 @@ from torch import nn
 
 from .checkpoint import load_checkpoint, save_checkpoint
 
-__all__ = ["FitResult", "Hooks", "LoopConfig", "ParamGroup", "config_dict", "fit", "lr_factor"]
+__all__ = ["FitResult", "Hooks", "LoopConfig", "ParamGroup", "config_dict", "fit", "lr_factor", "pick_device",
+           "torch_threads"]
 
 log = logging.getLogger(__name__)
 BEST, LAST = "ckpt_best.pt", "ckpt_last.pt"
@@ -271,3 +273,22 @@ def _plain(value: Any) -> Any:
 def config_dict(config: Any) -> dict[str, Any]:
     """A dataclass config as plain values (tuples as lists), for checkpoints and JSON."""
     return _plain(asdict(config))
+
+
+@contextmanager
+def torch_threads(threads: int | None) -> Iterator[None]:
+    """torch's CPU threads set to `threads` (None: left alone) for the block, then put back."""
+    before = torch.get_num_threads()
+    if threads:
+        torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def pick_device(name: str) -> torch.device:
+    """`auto`: CUDA when torch sees one, else the CPU; any other name as torch reads it."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)

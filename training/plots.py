@@ -30,10 +30,10 @@ def bar_chart(bars: Mapping[str, Mapping[str, float]], path: str | Path, *, titl
     y = np.arange(len(names))[::-1]
     ax.barh(y, means, xerr=sds, color=["#4C72B0" if not n.startswith("baseline") else "#999999" for n in names],
             capsize=3)
-    for yi, m in zip(y, means, strict=True):
-        ax.text(m + 0.01, yi, f"{m:.3f}", va="center", fontsize=8)
+    for yi, m, sd in zip(y, means, sds, strict=True):
+        ax.text(m + sd + 0.01, yi, f"{m:.3f}", va="center", fontsize=8)  # right of the error bar
     ax.set_yticks(y, names, fontsize=8)
-    ax.set_xlim(0, min(1.0, float(np.nanmax(means + sds, initial=0.0)) + 0.12))
+    ax.set_xlim(0, float(np.nanmax(means + sds, initial=0.0)) + 0.12)  # room for the labels
     ax.set_xlabel(xlabel)
     ax.set_title(title)
     fig.tight_layout()

@@ -20,6 +20,7 @@ mask: the trend windows).
 from __future__ import annotations
 
 import json
+import logging
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -38,10 +39,12 @@ __all__ = [
     "SequencePreprocessor",
     "TextPreprocessor",
     "image_pixels",
+    "image_problem",
     "load_preprocessor",
     "preprocessor_from_dict",
 ]
 
+log = logging.getLogger(__name__)
 PREPROCESSOR_FILE = "preprocessor.json"
 # Texts of several lengths (an empty one too) for parity checks: sizes no trace used.
 PARITY_TEXTS = ("哈哈哈哈哈哈笑死我了，这也太离谱了吧[doge]", "狗头保命", "",
@@ -173,6 +176,19 @@ def image_pixels(image: Any, *, size: int, resize: int, mean: float, std: float)
     return (pixels - mean) / std
 
 
+def image_problem(path: Any) -> str | None:
+    """Why the image file at `path` cannot be used (missing, not an image, truncated: it is decoded
+    whole, as training and scoring will), or None when it can."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as image:
+            image.convert("RGB")
+    except Exception as exc:  # noqa: BLE001 - PIL raises many types for bad files
+        return f"{type(exc).__name__}: {exc}"
+    return None
+
+
 def _sample_images(n: int, size: int, seed: int) -> list[Any]:
     from PIL import Image
 
@@ -228,7 +244,9 @@ class ImagePreprocessor:
 @dataclass(frozen=True)
 class ImageTextPreprocessor:
     """Posts: records with `text` and `image` (a mapping, or a `(text, image)` pair; `image` may be
-    None) → the text's arrays, `pixels`, and `has_image` float32 [batch] (0: no image, zeros)."""
+    None) → the text's arrays, `pixels`, and `has_image` float32 [batch] (0: no image, zeros; an
+    image that cannot be read counts as none, logged: callers that must know check `image_problem`
+    first)."""
 
     text: TextPreprocessor
     image: ImagePreprocessor = field(default_factory=ImagePreprocessor)
@@ -256,9 +274,14 @@ class ImageTextPreprocessor:
         pixels = np.zeros((len(parts), 3, size, size), np.float32)
         has = np.zeros(len(parts), np.float32)
         for i, (_, image) in enumerate(parts):
-            if image is not None:
+            if image is None:
+                continue
+            try:
                 pixels[i] = self.image.pixels([image])[0]
-                has[i] = 1.0
+            except (OSError, ValueError) as exc:  # an unreadable image: the text alone, as without one
+                log.warning("image %s cannot be read (%s): scored on its text alone", image, exc)
+                continue
+            has[i] = 1.0
         return {**out, "pixels": pixels, "has_image": has}
 
     def sample_inputs(self) -> dict[str, np.ndarray]:

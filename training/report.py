@@ -1,11 +1,14 @@
-"""The `eval_summary.md` every model writes: markdown sections of tables and notes."""
+"""The `eval_summary.md` every model writes: markdown sections of tables and notes; JSON files."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict, is_dataclass
+from pathlib import Path
 from typing import Any
 
-__all__ = ["eval_summary_markdown", "markdown_table"]
+__all__ = ["eval_summary_markdown", "markdown_table", "write_json"]
 
 
 def markdown_table(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> list[str]:
@@ -27,3 +30,19 @@ def _cell(value: Any) -> str:
     if value is None:
         return ""
     return f"{value:.3f}" if isinstance(value, float) else str(value).replace("|", "\\|")
+
+
+def write_json(path: str | Path, value: Any) -> Path:
+    """`value` as indented UTF-8 JSON (numpy numbers as numbers, dataclasses as dicts, the rest as
+    strings)."""
+    path = Path(path)
+    path.write_text(json.dumps(value, ensure_ascii=False, indent=2, default=_json_default), encoding="utf-8")
+    return path
+
+
+def _json_default(value: Any) -> Any:
+    if hasattr(value, "item") and callable(value.item):  # numpy scalars
+        return value.item()
+    if is_dataclass(value) and not isinstance(value, type):
+        return asdict(value)
+    return str(value)

@@ -216,10 +216,14 @@ def stratified_folds(ids: Iterable[Any], labels: Iterable[Any], *, groups: Itera
     outer = StratifiedGroupKFold(n_splits=k, shuffle=True, random_state=seed)
     folds = []
     for f, (rest, test) in enumerate(outer.split(ids, labels, groups)):
-        smallest = int(np.unique(labels[rest], return_counts=True)[1].min())
-        splits = max(2, min(round(1 / val_frac), len(np.unique(groups[rest])), smallest))
-        inner = StratifiedGroupKFold(n_splits=splits, shuffle=True, random_state=seed + 1 + f)
-        train_i, val_i = next(inner.split(ids[rest], labels[rest], groups[rest]))
+        n_groups = len(np.unique(groups[rest]))
+        if n_groups < 2:  # nothing to hold out for validation
+            train_i, val_i = np.arange(len(rest)), np.zeros(0, np.int64)
+        else:
+            smallest = int(np.unique(labels[rest], return_counts=True)[1].min())
+            splits = max(2, min(round(1 / val_frac), n_groups, smallest))
+            inner = StratifiedGroupKFold(n_splits=splits, shuffle=True, random_state=seed + 1 + f)
+            train_i, val_i = next(inner.split(ids[rest], labels[rest], groups[rest]))
         parts = {"train": tuple(sorted(ids[rest][train_i])), "val": tuple(sorted(ids[rest][val_i])),
                  "test": tuple(sorted(ids[test]))}
         folds.append(Split(parts=parts, seed=seed, method="stratified_folds",

@@ -11,7 +11,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from emopulse.flows.captions import CaptionRun, caption_function, caption_images, captioner_from_settings
+from emopulse.flows.captions import (
+    CaptionRun, caption_api_key, caption_function, caption_images, captioner_from_settings,
+)
 from emopulse.flows.settings import Settings, load_settings
 from emopulse.ingest.captions import DEFAULT_PROMPT, OpenAICaptioner
 from emopulse.warehouse import Warehouse, open_catalog, prompt_sha256, read_captions
@@ -165,17 +167,23 @@ def test_settings_choose_the_captioner(tmp_path: Path, monkeypatch: pytest.Monke
     for name in ("EMOPULSE_CAPTION_API_KEY", "DASHSCOPE_API_KEY", "OPENAI_API_KEY"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("OPENAI_API_KEY", "from-openai")
-    assert load_settings(home=tmp_path).caption_api_key.get_secret_value() == "from-openai"
     monkeypatch.setenv("DASHSCOPE_API_KEY", "from-dashscope")
-    assert load_settings(home=tmp_path).caption_api_key.get_secret_value() == "from-dashscope"
+    base = load_settings(home=tmp_path)
+    # a provider's own key only for that provider's hosts, never for another endpoint
+    assert caption_api_key(base, "https://dashscope.aliyuncs.com/compatible-mode/v1") == "from-dashscope"
+    assert caption_api_key(base, "https://api.openai.com/v1") == "from-openai"
+    assert caption_api_key(base, "https://vlm.example.com/v1") is None
     monkeypatch.setenv("EMOPULSE_CAPTION_API_KEY", "ours")
-    settings = load_settings(home=tmp_path, caption_backend="openai", caption_base_url="http://vlm.test/v1/",
+    with pytest.raises(ValueError, match="over https only"):  # a key in the clear to another host
+        captioner_from_settings(load_settings(home=tmp_path, caption_backend="openai",
+                                              caption_base_url="http://vlm.test/v1/"))
+    settings = load_settings(home=tmp_path, caption_backend="openai", caption_base_url="http://127.0.0.1:9/v1/",
                              caption_prompt="Be brief.", caption_max_retries=1)
     assert "ours" not in repr(settings)
     with captioner_from_settings(settings) as captioner:
         assert isinstance(captioner, OpenAICaptioner)
         assert (captioner.name, captioner.prompt, captioner.url, captioner.max_retries) == (
-            "openai:qwen-vl-plus", "Be brief.", "http://vlm.test/v1/chat/completions", 1)
+            "openai:qwen-vl-plus", "Be brief.", "http://127.0.0.1:9/v1/chat/completions", 1)
         assert "ours" not in repr(captioner)
 
     no_url = load_settings(home=tmp_path, caption_backend="openai")
@@ -186,3 +194,15 @@ def test_settings_choose_the_captioner(tmp_path: Path, monkeypatch: pytest.Monke
 
     offline = captioner_from_settings(load_settings(home=tmp_path))
     assert offline.name == "imagenet:efficientnet-lite0"
+
+
+def test_a_dead_endpoint_is_given_up_after_a_few_images_in_a_row(settings: Settings, fake: FakeVLM,
+                                                                 tmp_path: Path) -> None:
+    fake.respond = lambda request: Answer(500, {"error": {"message": "down"}})
+    folder = tmp_path / "many"
+    folder.mkdir()
+    many = [_image(folder / f"{i}.png", (i, 2 * i, 200)) for i in range(12)]
+    run = _run(settings, many, _captioner(fake))
+    assert len(fake.requests) == 5  # GIVE_UP_AFTER, then nothing more is sent
+    assert run.captions == {} and len(run.failed) == 12
+    assert sum(reason.startswith("not sent: the captioner failed") for reason in run.failed.values()) == 7

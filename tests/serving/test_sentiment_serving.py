@@ -60,18 +60,21 @@ def test_predict_adds_the_label_its_probabilities_and_falls_back_to_text(registe
     scorer = load_scorer(record, device="cpu")
     rows = [("1000", (pairs / "data" / "1000.txt").read_text("utf-8"), str(pairs / "data" / "1000.jpg")),
             ("1001", "哈哈哈 加油冲鸭", "missing.jpg"),  # relative to the CSV: not there
-            ("1002", "呜呜太感动", "broken.jpg"), ("1003", "围观吃瓜", "")]
+            ("1002", "呜呜太感动", "broken.jpg"), ("1003", "围观吃瓜", ""),
+            ("1004", "哈哈哈", "truncated.jpg")]  # a JPEG cut in half: its header reads, its pixels do not
     (tmp_path / "broken.jpg").write_bytes(b"\xff\xd8 not a jpeg")
+    whole = (pairs / "data" / "1004.jpg").read_bytes()
+    (tmp_path / "truncated.jpg").write_bytes(whole[:len(whole) // 2])
     src = tmp_path / "in.csv"
     with open(src, "w", encoding="utf-8", newline="") as f:
         csv.writer(f).writerows([("guid", "text", "image"), *rows])
     summary = predict_csv(scorer, src, tmp_path / "out.csv", text_col="text", image_col="image",
                           tags_out=tmp_path / "tags.txt")
-    assert (summary.rows, summary.scored, summary.missing_images) == (4, 4, 2)
+    assert (summary.rows, summary.scored, summary.missing_images) == (5, 5, 3)
     with open(tmp_path / "out.csv", encoding="utf-8") as f:
         out = list(csv.DictReader(f))
     assert list(out[0]) == ["guid", "text", "image", "label", "p_positive", "p_neutral", "p_negative", "text_only"]
-    assert [r["text_only"] for r in out] == ["false", "true", "true", "true"]
+    assert [r["text_only"] for r in out] == ["false", "true", "true", "true", "true"]
     want = scorer.predict([{"text": rows[0][1], "image": rows[0][2]}, {"text": rows[1][1], "image": None}]).values
     for row, probs in zip(out, want, strict=False):
         got = np.array([float(row[f"p_{lab}"]) for lab in LABELS])
@@ -89,7 +92,10 @@ def test_posts_and_comments_are_scored_and_counted_per_day(registered, pairs: Pa
                        "('p2', DATE '2026-11-30'), ('p3', DATE '2026-12-01')")
         wh.con.execute("INSERT INTO post_texts (post_id, text) VALUES ('p1', '哈哈哈'), ('p2', '呜呜太感动'), "
                        "('p3', '围观吃瓜')")
-        wh.con.execute("INSERT INTO post_images (post_id, image_index, local_path) VALUES ('p1', 0, ?)", [image])
+        whole = Path(image).read_bytes()
+        (home / "cut.jpg").write_bytes(whole[:len(whole) // 2])  # a truncated JPEG: scored on its text
+        wh.con.execute("INSERT INTO post_images (post_id, image_index, local_path) VALUES ('p1', 0, ?), "
+                       "('p3', 0, 'cut.jpg')", [image])
         wh.con.execute("INSERT INTO comments (rpid, bvid, message, sentence, ctime) VALUES "
                        "(1, 'BV1', '哈哈哈[doge]', '哈哈哈', 1764547200), (2, 'BV1', '呜呜', '呜呜太感动', 1764550800)")
         summaries = {s.entity_kind: s for s in score_model(wh, model=record.model_id, device="cpu")}

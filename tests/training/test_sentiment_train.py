@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 from emopulse.training.sentiment import train as sentiment
-from emopulse.training.sentiment.model import LABELS
+from emopulse.training.sentiment.model import LABELS, EnsembleHead
 from sentiment_fixtures import pairs_frame, write_pairs
 
 
@@ -165,9 +165,10 @@ def test_prepared_settings_are_checked(data: sentiment.Data, cfg: sentiment.Trai
 
 
 def test_retrain_gives_an_exportable_model_that_matches_the_head_on_cached_features(
-        data: sentiment.Data, cfg: sentiment.TrainConfig) -> None:
-    model, fitted, info = sentiment.retrain(data, cfg, epochs=2)
-    assert fitted.epochs_run == 2 and info == {"pairs": 72, "epochs": 2}
+        data: sentiment.Data, cfg: sentiment.TrainConfig, tmp_path: Path) -> None:
+    model, fitted, info = sentiment.retrain(data, replace(cfg, ensemble=2), epochs=2, out_dir=tmp_path)
+    assert [f.epochs_run for f in fitted.fits] == [2, 2] and (info["pairs"], info["epochs"]) == (72, 2)
+    assert isinstance(model.head, EnsembleHead) and (tmp_path / info["checkpoint"]).is_file()
     records = [{"text": data.pairs["raw"].iat[i], "image": data.pairs["image_path"].iat[i]} for i in range(4)]
     records.append({"text": data.pairs["raw"].iat[4], "image": None})
     feeds = {k: torch.from_numpy(v) for k, v in data.preprocessor.encode(records).items()}
@@ -175,5 +176,97 @@ def test_retrain_gives_an_exportable_model_that_matches_the_head_on_cached_featu
         logits = model(**feeds)
         rows = sentiment.rows_of(data, np.arange(5))
         rows.has_image[4] = 0.0
-        want = model.head(rows.text, rows.image, rows.has_image)
+        want = torch.log_softmax(model.head(rows.text, rows.image, rows.has_image), -1)
+        members = torch.stack([torch.softmax(h(rows.text, rows.image, rows.has_image), -1) for h in fitted.heads])
     assert torch.allclose(logits, want, atol=1e-4)  # the graph computes what training saw
+    assert torch.allclose(torch.softmax(logits, -1), members.mean(0), atol=1e-5)  # the members' mean
+
+
+def test_the_gpu_profile_way_tunes_only_the_top_layers_of_the_text_encoder(pairs: Path, cfg: sentiment.TrainConfig,
+                                                                        tmp_path: Path) -> None:
+    tcfg = replace(cfg, finetune_layers=2, epochs=1, lr_text_encoder=1e-2)
+    data = sentiment.prepare_data(pairs_frame(pairs).iloc[:24], tcfg)
+    assert data.text is None  # tokens every step, no cached features
+    head, encoder, fitted = sentiment.fit_model(data, sentiment.rows_of(data, np.arange(16)), np.arange(16, 24), tcfg)
+    assert encoder is not None and fitted.epochs_run == 1
+    before, after = dict(data.encoder.named_parameters()), dict(encoder.named_parameters())
+    layers = len(encoder.backbone.encoder.layer)
+    for name, value in after.items():
+        moved = not torch.equal(value, before[name])
+        top = any(f"encoder.layer.{i}." in name for i in range(layers - 2, layers))
+        assert moved == top, name  # the top layers train, the frozen part never moves
+    model, fitted, _ = sentiment.retrain(data, tcfg, epochs=1, out_dir=tmp_path)
+    assert fitted.encoder is not None and model.text_encoder is fitted.encoder.cpu()
+
+
+def test_the_ablation_changes_one_setting_at_a_time_and_reuses_the_models_run(
+        data: sentiment.Data, cfg: sentiment.TrainConfig, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    base = sentiment.cross_validate(data, cfg)
+    seen = []
+    run = sentiment.cross_validate
+    monkeypatch.setattr(sentiment, "cross_validate", lambda d, c, **kw: seen.append(c) or run(d, c, **kw))
+    out = sentiment.ablate(data, cfg, variants=[("loss", "acb"), ("loss", "cb_focal"), ("loss", cfg.loss),
+                                                ("modalities", "text")], base=base, out_dir=tmp_path)
+    assert [(c.loss, c.modalities) for c in seen] == [("acb", "both"), ("cb_focal", "both"), (cfg.loss, "text")]
+    names = list(out["runs"])
+    assert names[0].startswith("the model (both, attention fusion, ce loss") and len(names) == 4
+    assert out["runs"][names[0]]["summary"] == base["summary"]  # the model's own run, not run again
+    table = (tmp_path / "ablation.md").read_text(encoding="utf-8")
+    assert "| loss=acb |" in table and "| baseline: late fusion (TF-IDF + image probe) |" in table
+    png = (tmp_path / "ablation.png").read_bytes()
+    assert png.startswith(b"\x89PNG") and len(png) > 5000
+    for variant in ("loss=acb", "loss=cb_focal"):  # each loss trains to something better than the majority
+        summary = out["runs"][variant]["summary"]
+        assert summary["model"]["weighted_f1"]["mean"] > summary["majority"]["weighted_f1"]["mean"]
+
+
+def test_pairs_sharing_an_image_or_a_text_never_sit_on_two_sides(pairs: Path, cfg: sentiment.TrainConfig) -> None:
+    rows = pairs_frame(pairs)
+    for i in (1, 2, 3):  # the same image bytes under other guids
+        rows.loc[i, ["image_path", "image_sha256"]] = rows.loc[0, ["image_path", "image_sha256"]].to_numpy()
+    for i in (11, 12):  # the same text (up to case and spaces)
+        rows.loc[i, "text"] = "  " + rows.loc[10, "text"].upper()
+    data = sentiment.prepare_data(rows, cfg)
+    linked = [{"synthetic:" + rows.loc[i, "guid"] for i in (0, 1, 2, 3)},
+              {"synthetic:" + rows.loc[i, "guid"] for i in (10, 11, 12)}]
+    for split in sentiment.folds_of(data, cfg):
+        for group in linked:
+            assert [p for p, ids in split.parts.items() if group & set(ids)] in (["train"], ["val"], ["test"])
+
+
+def test_no_fold_choice_sees_its_test_pairs(data: sentiment.Data, cfg: sentiment.TrainConfig,
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """What picks the epoch, the hard samples, the baselines' settings and the fusion weight gets
+    exactly the fold's training or validation pairs."""
+    calls: dict[str, list] = {"fit": [], "mine": [], "fusion": [], "tfidf": []}
+    fit, mine, fusion, tfidf = sentiment.fit_model, sentiment.mine_hard, sentiment.late_fusion, sentiment.tfidf_classifier
+    depth = [0]
+
+    def spy_fit(d, train, val, c, **kw):
+        if depth[0] == 0:
+            calls["fit"].append((set(train.source.tolist()), set(val.tolist())))
+        return fit(d, train, val, c, **kw)
+
+    def spy_mine(d, rows, c, **kw):
+        calls["mine"].append(set(rows.tolist()))
+        depth[0] += 1
+        try:
+            return mine(d, rows, c, **kw)
+        finally:
+            depth[0] -= 1
+
+    monkeypatch.setattr(sentiment, "fit_model", spy_fit)
+    monkeypatch.setattr(sentiment, "mine_hard", spy_mine)
+    monkeypatch.setattr(sentiment, "late_fusion", lambda v, y, t, **kw: calls["fusion"].append(list(y)) or fusion(v, y, t, **kw))
+    monkeypatch.setattr(sentiment, "tfidf_classifier",
+                        lambda tr, ytr, va, yva, te, **kw: calls["tfidf"].append((tr, va, te)) or tfidf(tr, ytr, va, yva, te, **kw))
+    data.caption_fn, data.captions, data.memo = SpyCaptioner(), {}, {}
+    cv = sentiment.cross_validate(data, replace(cfg, augment="captions"))
+    for f, split in enumerate(cv["splits"]):
+        part = {name: set(np.flatnonzero(split.mask(data.pairs["id"], name)).tolist()) for name in split.parts}
+        assert calls["mine"][f] == part["train"]  # hard samples from the training part alone
+        train, val = calls["fit"][f]
+        assert val == part["val"] and train == part["train"]  # early stopping on validation; copies of training rows
+        assert calls["fusion"][f] == data.y[sorted(part["val"])].tolist()  # the fusion weight on validation
+        tr, va, te = calls["tfidf"][f]
+        assert (tr, va, te) == tuple(data.texts(np.array(sorted(part[p]))) for p in ("train", "val", "test"))

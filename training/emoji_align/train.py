@@ -30,12 +30,10 @@ ablation prepares once and varies the config: `cross_validate(data, replace(cfg,
 from __future__ import annotations
 
 import copy
-import json
 import logging
 import math
 import time
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -53,10 +51,10 @@ from ..encoders.emote_image import augment, to_pixels
 from ..encoders.tokenizers import HashedNgramTokenizer, TextTokenizer, Tokenizer
 from ..evaluation import METRICS, detailed_report, evaluate_ranking, mean_sd
 from ..features import encoder_fingerprint, text_features
-from ..loop import FitResult, Hooks, LoopConfig, ParamGroup, config_dict, fit
+from ..loop import FitResult, Hooks, LoopConfig, ParamGroup, config_dict, fit, pick_device, torch_threads
 from ..metrics import ranking_metrics, topk_accuracy
 from ..preprocess import TextPreprocessor, preprocessor_from_dict
-from ..report import eval_summary_markdown, markdown_table
+from ..report import eval_summary_markdown, markdown_table, write_json
 from ..result import Head, TrainResult
 from ..splits import Split, video_folds
 from .losses import hardest_negative_triplet, prototype_cross_entropy
@@ -354,7 +352,7 @@ def fit_model(data: Data, view: View, train: np.ndarray, val: np.ndarray, cfg: T
     if not train.size:
         raise ValueError(f"{label}: no comment to train on")
     torch.manual_seed(cfg.seed)
-    device = _device(cfg)
+    device = pick_device(cfg.device)
     encoder = None if cfg.freeze_text_encoder else copy.deepcopy(data.encoder)
     if _prepared(cfg) != data.prepared:
         changed = sorted(k for k, v in _prepared(cfg).items() if data.prepared.get(k) != v)
@@ -470,7 +468,7 @@ def cross_validate(data: Data, cfg: TrainConfig, *, out_dir: Path | None = None,
     frame = pd.DataFrame({"rpid": data.comments["id"], "bvid": data.comments["video"]})
     splits = video_folds(frame, k=cfg.folds, val_frac=cfg.val_frac, seed=cfg.seed)
     texts = data.comments["text"].to_numpy()
-    device = _device(cfg)
+    device = pick_device(cfg.device)
     oof = np.full((len(data.comments), len(data.labels)), -np.inf, np.float32)
     tested = np.zeros(len(data.comments), bool)
     folds = []
@@ -589,7 +587,7 @@ def train_emoji_align(rows: pd.DataFrame, *, out_dir: str | Path, config: TrainC
     module's docstring). Writes checkpoints, the folds, metrics and `eval_summary.md` to `out_dir`;
     `bilibili_images` maps `[emote]` to its downloaded image file."""
     cfg = config or TrainConfig()
-    with _torch_threads(cfg.threads):
+    with torch_threads(cfg.threads):
         return _train(rows, out_dir=Path(out_dir), cfg=cfg, bilibili_images=bilibili_images, map_file=map_file,
                       cache_dir=cache_dir, progress=progress)
 
@@ -609,8 +607,8 @@ def _train(rows: pd.DataFrame, *, out_dir: Path, cfg: TrainConfig, bilibili_imag
 
     metrics = _metrics(cv, data, view, cfg, epochs, seconds)
     files = {"checkpoint": fitted.files["best"], "checkpoint_last": fitted.files["last"],
-             "folds": _write_json(out_dir / "folds.json", [s.to_dict() for s in cv["splits"]]),
-             "metrics": _write_json(out_dir / "metrics.json", metrics)}
+             "folds": write_json(out_dir / "folds.json", [s.to_dict() for s in cv["splits"]]),
+             "metrics": write_json(out_dir / "metrics.json", metrics)}
     (out_dir / "eval_summary.md").write_text(_summary(cv, data, view, cfg, epochs, fitted, seconds), encoding="utf-8")
     files["eval_summary"] = out_dir / "eval_summary.md"
     rng = np.random.default_rng(cfg.seed)
@@ -756,23 +754,6 @@ def load_ranker(path: str | Path) -> tuple[EmoteRanker, TextPreprocessor, Head]:
 
 
 # -- helpers -------------------------------------------------------------------------------------------
-@contextmanager
-def _torch_threads(threads: int | None) -> Iterator[None]:
-    before = torch.get_num_threads()
-    if threads:
-        torch.set_num_threads(threads)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
-def _device(cfg: TrainConfig) -> torch.device:
-    if cfg.device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(cfg.device)
-
-
 def _tokenizer(cfg: TrainConfig) -> Tokenizer:
     if cfg.text_encoder == "ngrams":
         return HashedNgramTokenizer(buckets=cfg.ngram_buckets, max_n=cfg.ngram_max_n, max_len=cfg.max_len)
@@ -814,9 +795,3 @@ def _emote_image_features(images: np.ndarray, cache_dir: str | Path | None, prog
 
     root = None if cache_dir is None else Path(cache_dir) / "features"
     return array_image_features(ImageEncoder.pretrained(), images, root=root, progress=progress)
-
-
-def _write_json(path: Path, value: Any) -> Path:
-    path.write_text(json.dumps(value, ensure_ascii=False, indent=2, default=str), encoding="utf-8")
-    return path
-

@@ -13,10 +13,12 @@ stores it). `FusionHead` starts from their vectors, so it trains on cached featu
   feed-forward block, pre-norm; the query token's output is read; a missing image's token is masked
   out);
 * `modalities` `text` or `image` ablate the other input: it is replaced by its learned vector;
-* a linear classifier over the 3 classes.
+* a linear classifier over the 3 classes; `EnsembleHead` averages the probabilities of heads
+  trained from different seeds.
 
 `SentimentModel` puts encoders and head together for export and scoring: forward(input_ids,
-attention_mask, pixels, has_image) -> logits [B, 3].
+attention_mask, pixels, has_image) -> log-probabilities [B, 3] (the graph's `logits` output: a
+softmax of it gives the probabilities back exactly, as the ranking head's scorer applies).
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["FUSIONS", "LABELS", "MODALITIES", "FusionHead", "SelfAttention", "SentimentConfig", "SentimentModel"]
+__all__ = ["FUSIONS", "LABELS", "MODALITIES", "EnsembleHead", "FusionHead", "SelfAttention", "SentimentConfig", "SentimentModel"]
 
 LABELS = ("positive", "neutral", "negative")
 FUSIONS = ("concat", "gated", "attention")
@@ -128,10 +130,23 @@ class FusionHead(nn.Module):
         return self.classifier(h)
 
 
-class SentimentModel(nn.Module):
-    """Encoders and head together: forward(input_ids, attention_mask, pixels, has_image) -> logits."""
+class EnsembleHead(nn.Module):
+    """Heads trained alike from different seeds: forward gives the log of their mean softmax (so a
+    softmax of it is the mean probability), with FusionHead's signature."""
 
-    def __init__(self, text_encoder: nn.Module, image_backbone: nn.Module, head: FusionHead) -> None:
+    def __init__(self, heads: list[FusionHead]) -> None:
+        super().__init__()
+        self.heads = nn.ModuleList(heads)
+
+    def forward(self, text: torch.Tensor, image: torch.Tensor, has_image: torch.Tensor) -> torch.Tensor:
+        probs = torch.stack([torch.softmax(h(text, image, has_image), dim=-1) for h in self.heads]).mean(dim=0)
+        return torch.log(probs.clamp(min=1e-12))
+
+
+class SentimentModel(nn.Module):
+    """Encoders and head together: forward(input_ids, attention_mask, pixels, has_image) -> log-probabilities."""
+
+    def __init__(self, text_encoder: nn.Module, image_backbone: nn.Module, head: FusionHead | EnsembleHead) -> None:
         super().__init__()
         self.text_encoder, self.image_backbone, self.head = text_encoder, image_backbone, head
 
@@ -139,4 +154,4 @@ class SentimentModel(nn.Module):
                 has_image: torch.Tensor) -> torch.Tensor:
         text = self.text_encoder(input_ids, attention_mask)
         image = F.normalize(self.image_backbone(pixels), dim=-1)
-        return self.head(text, image, has_image)
+        return torch.log_softmax(self.head(text, image, has_image), dim=-1)

@@ -33,9 +33,8 @@ import json
 import logging
 import math
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field, replace
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -48,19 +47,20 @@ from ..baselines import late_fusion, logreg_classifier, majority_classifier, tfi
 from ..encoders.image import ImageBackbone, ImageEncoder, default_weights
 from ..encoders.text import TextEncoder
 from ..encoders.tokenizers import TextTokenizer
+from ..checkpoint import save_checkpoint
 from ..evaluation import mean_sd
 from ..features import encoder_fingerprint, image_features, text_features
-from ..loop import FitResult, LoopConfig, ParamGroup, config_dict, fit
+from ..loop import FitResult, LoopConfig, ParamGroup, config_dict, fit, pick_device, torch_threads
 from ..losses import LOSSES, class_loss
 from ..metrics import classification_metrics
-from ..preprocess import ImagePreprocessor, ImageTextPreprocessor, TextPreprocessor
-from ..report import eval_summary_markdown, markdown_table
+from ..preprocess import ImagePreprocessor, ImageTextPreprocessor, TextPreprocessor, image_problem
+from ..report import eval_summary_markdown, markdown_table, write_json
 from ..result import Head, TrainResult
 from ..splits import Split, linked_groups, stratified_folds
-from .model import FUSIONS, LABELS, MODALITIES, FusionHead, SentimentConfig, SentimentModel
+from .model import FUSIONS, LABELS, MODALITIES, EnsembleHead, FusionHead, SentimentConfig, SentimentModel
 
-__all__ = ["NAME", "PROFILES", "TASK", "Data", "Rows", "TrainConfig", "ablate", "check_config", "cross_validate",
-           "fit_model", "mine_hard", "prepare_data", "profile_config", "retrain", "train_sentiment"]
+__all__ = ["NAME", "PROFILES", "TASK", "Data", "Fitted", "Rows", "TrainConfig", "ablate", "check_config",
+           "cross_validate", "fit_members", "fit_model", "mine_hard", "prepare_data", "profile_config", "retrain", "train_sentiment"]
 
 NAME = "sentiment"
 TASK = "sentiment"
@@ -93,6 +93,8 @@ class TrainConfig:
     heads: int = 4
     dropout: float = 0.2
     image_dropout: float = 0.1  # share of training rows seen without their image each step (text-only scoring)
+    ensemble: int = 1  # heads trained from seeds seed, seed+1, ...; their probabilities averaged
+    ablation_heads: int = 1  # heads per ablation variant (fewer than `ensemble` keeps the ablation quick)
     # loss (training.losses)
     loss: str = "ce"
     cb_beta: float = 0.999
@@ -108,7 +110,7 @@ class TrainConfig:
     # optimisation (training/loop.py)
     epochs: int = 30
     patience: int | None = 6
-    monitor: str = "weighted_f1"  # or "loss" (validation cross-entropy)
+    monitor: str = "loss"  # validation cross-entropy (steadier than its weighted F1), or "weighted_f1"
     batch_size: int = 64
     lr: float = 1e-3
     lr_text_encoder: float = 2e-5
@@ -154,6 +156,9 @@ def check_config(cfg: TrainConfig) -> TrainConfig:
             raise ValueError(f"{name} must be in [0, 1), not {getattr(cfg, name)}")
     if cfg.finetune_layers < 0:
         raise ValueError(f"finetune_layers must be >= 0, not {cfg.finetune_layers}")
+    if cfg.ensemble < 1 or cfg.ablation_heads < 1 or (cfg.ensemble > 1 and cfg.finetune_layers):
+        raise ValueError(f"ensemble must be >= 1, and 1 when fine-tuning (got {cfg.ensemble}, finetune_layers "
+                         f"{cfg.finetune_layers})")
     SentimentConfig(**_model_fields(cfg))  # fusion, heads
     return cfg
 
@@ -189,6 +194,7 @@ class Data:
     cache_dir: Path | None = None
     caption_fn: CaptionFn | None = None
     captions: dict[str, str] = field(default_factory=dict)  # image_sha256 -> caption
+    caption_stats: dict[str, int] = field(default_factory=dict)  # hard images asked for, captioned
     seconds: dict[str, float] = field(default_factory=dict)
     memo: dict[Any, Any] = field(default_factory=dict)  # baselines and hard samples, by fold
 
@@ -250,24 +256,21 @@ def prepare_data(rows: pd.DataFrame, cfg: TrainConfig, *, cache_dir: str | Path 
                 cache_dir=None if cache_dir is None else Path(cache_dir), caption_fn=caption_fn)
     data.seconds["prepare"] = round(time.perf_counter() - started, 1)
     log.info("%s: %d labelled pairs (%s), %d with a readable image, %d groups", NAME, len(pairs),
-             dict(pairs["label"].value_counts()), int(has_image.sum()), len(np.unique(groups)))
+             {k: int(v) for k, v in pairs["label"].value_counts().items()}, int(has_image.sum()),
+             len(np.unique(groups)))
     return data
 
 
 def _image_inputs(paths: Sequence[Any], root: Path | None, weights: str | None,
                   progress: bool) -> tuple[torch.Tensor, torch.Tensor]:
     """Frozen image features of the readable images (zeros elsewhere) and the mask."""
-    from PIL import Image
-
     readable = []
     for i, path in enumerate(paths):
         if not isinstance(path, str) or not path:
             continue
-        try:
-            with Image.open(path) as opened:
-                opened.verify()
-        except Exception as exc:  # noqa: BLE001 - missing, truncated or not an image
-            log.warning("%s: image %s is not readable (%s): the pair is text-only", NAME, path, exc)
+        problem = image_problem(path)
+        if problem is not None:  # missing, truncated or not an image
+            log.warning("%s: image %s is not readable (%s): the pair is text-only", NAME, path, problem)
             continue
         readable.append(i)
     image = torch.zeros(len(paths), 1280)
@@ -349,7 +352,7 @@ def fit_model(data: Data, train: Rows, val: np.ndarray, cfg: TrainConfig, *, out
         changed = sorted(k for k, v in _prepared(cfg).items() if data.prepared.get(k) != v)
         raise ValueError(f"the data were prepared with other {changed}: prepare_data again with this config")
     torch.manual_seed(cfg.seed)
-    device = _device(cfg)
+    device = pick_device(cfg.device)
     model_args = {**_model_fields(cfg), "text_dim": int(data.encoder.dim), "image_dim": int(data.image.shape[1])}
     head = FusionHead(SentimentConfig(**model_args)).to(device)
     encoder = _tunable(data.encoder, cfg.finetune_layers).to(device) if cfg.finetune_layers else None
@@ -397,6 +400,38 @@ def fit_model(data: Data, train: Rows, val: np.ndarray, cfg: TrainConfig, *, out
     if encoder is not None:
         encoder.eval()
     return head, encoder, result
+
+
+@dataclass
+class Fitted:
+    """The `ensemble` members of one fit: heads, the tuned encoder (fine-tuning: one member), the
+    loop's results; `best_epoch` is the members' median."""
+
+    heads: list[FusionHead]
+    encoder: TextEncoder | None
+    fits: list[FitResult]
+
+    @property
+    def best_epoch(self) -> int:
+        return int(np.median([f.best_epoch for f in self.fits]))
+
+    def head(self) -> FusionHead | EnsembleHead:
+        return self.heads[0] if len(self.heads) == 1 else EnsembleHead(self.heads).eval()
+
+    def predict(self, data: Data, rows: Rows) -> np.ndarray:
+        return np.mean([predict_rows(h, self.encoder, data, rows) for h in self.heads], axis=0)
+
+
+def fit_members(data: Data, train: Rows, val: np.ndarray, cfg: TrainConfig, *, progress: bool = False,
+                label: str = NAME) -> Fitted:
+    """`fit_model` once per ensemble member, seeds `cfg.seed`, `cfg.seed + 1`, ..."""
+    heads, fits, encoder = [], [], None
+    for j in range(cfg.ensemble):
+        head, encoder, fitted = fit_model(data, train, val, replace(cfg, seed=cfg.seed + j), progress=progress,
+                                          label=label if cfg.ensemble == 1 else f"{label} member {j + 1}")
+        heads.append(head)
+        fits.append(fitted)
+    return Fitted(heads=heads, encoder=encoder, fits=fits)
 
 
 def _no_decay(name: str) -> bool:
@@ -489,7 +524,13 @@ def _caption(data: Data, hard: np.ndarray) -> None:
         raise ValueError("augment='captions' needs a captioner (caption_fn): none was given")
     got = data.caption_fn(sorted(wanted.items()))
     data.captions.update({k: v for k, v in got.items() if k in wanted and isinstance(v, str) and v.strip()})
-    log.info("%s: %d of %d hard images captioned", NAME, sum(k in data.captions for k in wanted), len(wanted))
+    captioned = sum(k in data.captions for k in wanted)
+    data.caption_stats["asked"] = data.caption_stats.get("asked", 0) + len(wanted)
+    data.caption_stats["captioned"] = data.caption_stats.get("captioned", 0) + captioned
+    log.info("%s: %d of %d hard images captioned", NAME, captioned, len(wanted))
+    if not captioned:
+        raise RuntimeError(f"augment='captions': none of the {len(wanted)} hard images got a caption (the log says "
+                           "why): fix the captioner (EMOPULSE_CAPTION_*) or train with --augment none")
 
 
 # -- the protocol ---------------------------------------------------------------------------------------
@@ -519,9 +560,8 @@ def cross_validate(data: Data, cfg: TrainConfig, *, baselines: bool = True, prog
         train = rows_of(data, p["train"])
         if cfg.augment == "captions":
             train = with_captions(data, train, hard[f], cfg)
-        head, encoder, fitted = fit_model(data, train, p["val"], cfg, progress=progress,
-                                          label=f"{NAME} fold {f + 1}/{cfg.folds}")
-        probs = predict_rows(head, encoder, data, rows_of(data, p["test"]))
+        fitted = fit_members(data, train, p["val"], cfg, progress=progress, label=f"{NAME} fold {f + 1}/{cfg.folds}")
+        probs = fitted.predict(data, rows_of(data, p["test"]))
         oof[p["test"]] = probs
         y_test = data.y[p["test"]]
         results = {"model": classification_metrics(y_test, probs.argmax(1), labels=LABELS)}
@@ -529,10 +569,10 @@ def cross_validate(data: Data, cfg: TrainConfig, *, baselines: bool = True, prog
             for name, scores in _baselines(data, cfg, f, p).items():
                 results[name] = classification_metrics(y_test, scores.argmax(1), labels=LABELS)
         folds.append({"fold": f, "sizes": {k: int(v.size) for k, v in p.items()}, "best_epoch": fitted.best_epoch,
-                      "epochs_run": fitted.epochs_run, "hard": int(hard[f].size) if f in hard else 0,
+                      "epochs_run": [f.epochs_run for f in fitted.fits], "hard": int(hard[f].size) if f in hard else 0,
                       "augmented": int(train.augmented.sum()),
                       "augmented_from": sorted(data.pairs["id"].to_numpy()[train.source[train.augmented]].tolist()),
-                      "results": results, "history": fitted.history})
+                      "results": results, "history": fitted.fits[0].history})
         log.info("%s fold %d: weighted F1 %.3f (late fusion %s)", NAME, f + 1, results["model"]["weighted_f1"],
                  f"{results['late_fusion']['weighted_f1']:.3f}" if "late_fusion" in results else "-")
     methods = [m for m in METHODS if m in folds[0]["results"]]
@@ -562,11 +602,12 @@ def _baselines(data: Data, cfg: TrainConfig, fold: int, p: Mapping[str, np.ndarr
                                               data.texts(test), num_classes=len(LABELS), Cs=cfg.tfidf_cs, seed=cfg.seed)
     has = data.has_image.numpy() > 0
     x = data.image.numpy()
-    with_image = train[has[train]]
-    img_val, img_test, _ = logreg_classifier(x[with_image], y[with_image], x[val], y[val], x[test],
-                                             num_classes=len(LABELS), Cs=cfg.probe_cs, seed=cfg.seed, scale=True)
     prior = majority_classifier(y[train], num_classes=len(LABELS), n=1)[0]
-    img_val[~has[val]], img_test[~has[test]] = prior, prior  # no image: the probe knows only the prior
+    img_val, img_test = np.tile(prior, (len(val), 1)), np.tile(prior, (len(test), 1))  # no image: the prior
+    tr, va, te = train[has[train]], val[has[val]], test[has[test]]  # the probe sees pairs with an image only
+    img_val[has[val]], img_test[has[test]], _ = logreg_classifier(x[tr], y[tr], x[va], y[va], x[te],
+                                                                  num_classes=len(LABELS), Cs=cfg.probe_cs,
+                                                                  seed=cfg.seed, scale=True)
     fused, _ = late_fusion([text_val, img_val], y[val], [text_test, img_test])
     out = {"late_fusion": fused, "tfidf": text_test, "image_probe": img_test,
            "majority": majority_classifier(y[train], num_classes=len(LABELS), n=len(test))}
@@ -575,45 +616,56 @@ def _baselines(data: Data, cfg: TrainConfig, fold: int, p: Mapping[str, np.ndarr
 
 
 # -- the ablation: the same folds and baselines, one setting changed at a time --------------------------
-ABLATION: dict[str, dict[str, Any]] = {
-    "text only": {"modalities": "text"}, "image only": {"modalities": "image"}, "both (attention)": {},
-    "concat fusion": {"fusion": "concat"}, "gated fusion": {"fusion": "gated"},
-    "class-balanced focal loss": {"loss": "cb_focal"}, "adaptive class-balancing loss": {"loss": "acb"},
-    "with caption augmentation": {"augment": "captions"},
-}
+ABLATION: tuple[tuple[str, Any], ...] = (
+    ("modalities", "text"), ("modalities", "image"), ("modalities", "both"),
+    ("fusion", "concat"), ("fusion", "gated"), ("fusion", "attention"),
+    ("loss", "ce"), ("loss", "cb_focal"), ("loss", "acb"),
+    ("augment", "none"), ("augment", "captions"),
+)
 
 
-def ablate(data: Data, cfg: TrainConfig, *, variants: Mapping[str, Mapping[str, Any]] | None = None,
-           out_dir: Path | None = None, progress: bool = False) -> dict[str, Any]:
-    """Cross-validate `cfg` changed by each variant (default `ABLATION`; a variant equal to `cfg`
-    is run once), beside the baselines; a markdown table and a PNG plot in `out_dir`."""
-    variants = dict(ABLATION if variants is None else variants)
+def ablate(data: Data, cfg: TrainConfig, *, variants: Sequence[tuple[str, Any]] = ABLATION,
+           base: Mapping[str, Any] | None = None, out_dir: Path | None = None, progress: bool = False) -> dict[str, Any]:
+    """Cross-validate `cfg` with one setting changed at a time (`variants`: (field, value) pairs),
+    each with `cfg.ablation_heads` heads; a variant equal to `cfg` is the model itself (its run
+    `base`, when given and of as many heads, is reused) and is marked so. Beside the baselines; a markdown table, a PNG plot and the runs in `out_dir`."""
     runs: dict[str, dict[str, Any]] = {}
-    for name, overrides in variants.items():
-        vcfg = check_config(replace(cfg, **overrides))
-        log.info("%s ablation: %s", NAME, name)
-        runs[name] = cross_validate(data, vcfg, progress=progress)
-    rows = []
-    first = next(iter(runs.values()))
-    for name, run in runs.items():
-        rows.append([name, *(_cell(run["summary"]["model"][x]) for x in FIGURES)])
-    for method in ("late_fusion", "tfidf", "image_probe", "majority"):
-        rows.append([f"baseline: {BASELINE_NAMES[method]}", *(_cell(first["summary"][method][x]) for x in FIGURES)])
-    table = markdown_table(["variant", *FIGURES], rows)
+    if cfg.ablation_heads != cfg.ensemble:  # every variant, the model's setting too, with this many heads
+        cfg, base = replace(cfg, ensemble=cfg.ablation_heads), None
+    base_name = _describe(cfg)
+    if base is not None:
+        runs[base_name] = dict(base)
+    for name, value in variants:
+        vcfg = check_config(replace(cfg, **{name: value}))
+        label = base_name if vcfg == cfg else f"{name}={value}"
+        if label in runs:
+            continue
+        log.info("%s ablation: %s", NAME, label)
+        runs[label] = cross_validate(data, vcfg, progress=progress)
+    first = runs[base_name] if base_name in runs else next(iter(runs.values()))
+    rows = [[name, *(_cell(run["summary"]["model"][x]) for x in FIGURES)] for name, run in runs.items()]
+    rows += [[f"baseline: {BASELINE_NAMES[m]}", *(_cell(first["summary"][m][x]) for x in FIGURES)]
+             for m in ("late_fusion", "tfidf", "image_probe", "majority") if m in first["summary"]]
+    table = markdown_table(["variant (one setting changed)", *FIGURES], rows)
     out: dict[str, Any] = {"table": table, "runs": {k: _plain_run(v) for k, v in runs.items()}}
     if out_dir is not None:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        (out_dir / "ablation.md").write_text("\n".join([f"# {NAME}: ablation (mean ± sd over {cfg.folds} folds)",
-                                                        "", *table, ""]), encoding="utf-8")
         from ..plots import bar_chart
 
+        out_dir.mkdir(parents=True, exist_ok=True)
+        (out_dir / "ablation.md").write_text("\n".join([f"# {NAME}: ablation (mean ± sd over {cfg.folds} folds)", "",
+                                                        f"The model: {base_name}.", "", *table, ""]), encoding="utf-8")
         bars = {name: run["summary"]["model"]["weighted_f1"] for name, run in runs.items()}
-        bars |= {f"baseline: {BASELINE_NAMES[m]}": first["summary"][m]["weighted_f1"] for m in ("late_fusion", "tfidf",
-                                                                                                "image_probe")}
+        bars |= {f"baseline: {BASELINE_NAMES[m]}": first["summary"][m]["weighted_f1"]
+                 for m in ("late_fusion", "tfidf", "image_probe") if m in first["summary"]}
         out["png"] = bar_chart(bars, out_dir / "ablation.png", title=f"{NAME}: weighted F1 over {cfg.folds} folds",
-                               xlabel="weighted F1 (mean ± sd)")
-        _write_json(out_dir / "ablation.json", out["runs"])
+                               xlabel="weighted F1 (mean ± sd over folds)")
+        write_json(out_dir / "ablation.json", out["runs"])
     return out
+
+
+def _describe(cfg: TrainConfig) -> str:
+    return (f"the model ({cfg.modalities}, {cfg.fusion} fusion, {cfg.loss} loss, augment {cfg.augment}"
+            f"{f', {cfg.ensemble} heads' if cfg.ensemble > 1 else ''})")
 
 
 def _cell(value: Mapping[str, float]) -> str:
@@ -631,7 +683,7 @@ BASELINE_NAMES = {"late_fusion": "late fusion (TF-IDF + image probe)", "tfidf": 
 
 # -- the registered model: a retrain on every pair ------------------------------------------------------
 def retrain(data: Data, cfg: TrainConfig, *, epochs: int, out_dir: Path | None = None,
-            progress: bool = False) -> tuple[SentimentModel, FitResult, dict[str, Any]]:
+            progress: bool = False) -> tuple[SentimentModel, Fitted, dict[str, Any]]:
     """The head trained on every labelled pair for `epochs` (no validation); with captions, the
     hard pairs mined by out-of-fold predictions over all pairs. The exportable model."""
     everything = np.arange(len(data.y))
@@ -642,10 +694,20 @@ def retrain(data: Data, cfg: TrainConfig, *, epochs: int, out_dir: Path | None =
         _caption(data, hard)
         train = with_captions(data, train, hard, cfg)
         info |= {"hard": int(hard.size), "augmented": int(train.augmented.sum())}
-    head, encoder, fitted = fit_model(data, train, np.zeros(0, np.int64), replace(cfg, epochs=epochs, patience=None),
-                                      out_dir=out_dir, progress=progress, label=f"{NAME} retrain")
-    text_encoder = encoder if encoder is not None else copy.deepcopy(data.encoder)
-    model = SentimentModel(text_encoder.cpu().eval(), ImageBackbone.pretrained(cfg.image_weights), head.cpu().eval())
+    fitted = fit_members(data, train, np.zeros(0, np.int64), replace(cfg, epochs=epochs, patience=None),
+                         progress=progress, label=f"{NAME} retrain")
+    text_encoder = fitted.encoder if fitted.encoder is not None else copy.deepcopy(data.encoder)
+    model = SentimentModel(text_encoder.cpu().eval(), ImageBackbone.pretrained(cfg.image_weights),
+                           fitted.head().cpu().eval())
+    if out_dir is not None:  # the head(s) (and a tuned encoder) with what rebuilds them
+        info["checkpoint"] = save_checkpoint(
+            out_dir / "sentiment.pt", model_args={**_model_fields(cfg), "text_dim": int(data.encoder.dim),
+                                                  "image_dim": int(data.image.shape[1]), "ensemble": cfg.ensemble},
+            config=config_dict(cfg), metrics=fitted.fits[0].history[-1], epoch=epochs,
+            state_dict={k: v for k, v in model.state_dict().items()
+                        if k.startswith("head.") or (fitted.encoder is not None and k.startswith("text_encoder."))},
+            extra={"name": NAME, "task": TASK, "labels": list(LABELS), "preprocessor": data.preprocessor.to_dict(),
+                   "encoder_in_state": fitted.encoder is not None}).name
     return model.eval(), fitted, info
 
 
@@ -655,7 +717,7 @@ def train_sentiment(rows: pd.DataFrame, *, out_dir: str | Path, config: TrainCon
     """The whole protocol on the labelled `sentiment_pairs` rows: folds beside the baselines (and
     the ablation when asked), then the all-data retrain, which is returned for export."""
     cfg = check_config(config or TrainConfig())
-    with _torch_threads(cfg.threads):
+    with torch_threads(cfg.threads):
         return _train(rows, out_dir=Path(out_dir), cfg=cfg, cache_dir=cache_dir, caption_fn=caption_fn,
                       ablation=ablation, progress=progress)
 
@@ -666,18 +728,18 @@ def _train(rows: pd.DataFrame, *, out_dir: Path, cfg: TrainConfig, cache_dir: st
     started = time.perf_counter()
     data = prepare_data(rows, cfg, cache_dir=cache_dir, caption_fn=caption_fn, progress=progress)
     cv = cross_validate(data, cfg, progress=progress)
-    ablation_out = ablate(data, cfg, out_dir=out_dir, progress=progress) if ablation else None
+    ablation_out = ablate(data, cfg, base=cv, out_dir=out_dir, progress=progress) if ablation else None
     epochs = cfg.retrain_epochs or cv["chosen_epochs"]
     t0 = time.perf_counter()
     model, fitted, info = retrain(data, cfg, epochs=epochs, out_dir=out_dir, progress=progress)
     seconds = {"prepare": data.seconds["prepare"], "folds": cv["seconds"],
                "retrain": round(time.perf_counter() - t0, 1), "total": round(time.perf_counter() - started, 1)}
     metrics = _metrics(cv, data, cfg, epochs, info, seconds)
-    files = {"checkpoint": fitted.files["best"], "checkpoint_last": fitted.files["last"],
-             "folds": _write_json(out_dir / "folds.json", [s.to_dict() for s in cv["splits"]]),
-             "metrics": _write_json(out_dir / "metrics.json", metrics)}
+    files = {"checkpoint": out_dir / info["checkpoint"],
+             "folds": write_json(out_dir / "folds.json", [s.to_dict() for s in cv["splits"]]),
+             "metrics": write_json(out_dir / "metrics.json", metrics)}
     if cv["folds"][0]["augmented_from"] or cfg.augment == "captions":
-        files["captions"] = _write_json(out_dir / "captions.json", data.captions)
+        files["captions"] = write_json(out_dir / "captions.json", data.captions)
     if ablation_out is not None:
         files |= {"ablation": out_dir / "ablation.md", "ablation_plot": out_dir / "ablation.png"}
     (out_dir / "eval_summary.md").write_text(_summary(cv, data, cfg, epochs, info, fitted, seconds, ablation_out),
@@ -692,7 +754,7 @@ def _train(rows: pd.DataFrame, *, out_dir: Path, cfg: TrainConfig, cache_dir: st
     log.info("%s: %s", NAME, {k: round(v, 4) for k, v in metrics.items() if isinstance(v, float)})
     return TrainResult(name=NAME, task=TASK, module=model, preprocessor=data.preprocessor, head=Head("ranking", LABELS),
                        config=config_dict(cfg), metrics=metrics, files=files, quality_records=quality,
-                       output_names=("logits",), entity_kinds=("post", "comment"), history=fitted.history,
+                       output_names=("logits",), entity_kinds=("post", "comment"), history=fitted.fits[0].history,
                        out_dir=out_dir, encoders=encoders)
 
 
@@ -713,11 +775,12 @@ def _metrics(cv: dict[str, Any], data: Data, cfg: TrainConfig, epochs: int, info
             "labels": list(LABELS), "profile": cfg.profile, "fusion": cfg.fusion, "loss": cfg.loss,
             "augment": cfg.augment, "folds": [{k: v for k, v in f.items() if k != "history"} for f in cv["folds"]],
             "report": cv["report"], "retrain": {**info, "best_epochs": cv["best_epochs"]},
-            "class_counts": dict(data.pairs["label"].value_counts()), "seconds": seconds,
+            "class_counts": {k: int(v) for k, v in data.pairs["label"].value_counts().items()},
+            "captions": dict(data.caption_stats), "seconds": seconds,
             "train_seconds": seconds["total"]}
 
 
-def _summary(cv: dict[str, Any], data: Data, cfg: TrainConfig, epochs: int, info: dict[str, Any], fitted: FitResult,
+def _summary(cv: dict[str, Any], data: Data, cfg: TrainConfig, epochs: int, info: dict[str, Any], fitted: Fitted,
              seconds: dict[str, float], ablation_out: dict[str, Any] | None) -> str:
     k, summary, folds = cv["k"], cv["summary"], cv["folds"]
     names = {"model": f"**{NAME} ({cfg.profile}: {cfg.fusion} fusion, {cfg.loss} loss"
@@ -751,7 +814,7 @@ def _summary(cv: dict[str, Any], data: Data, cfg: TrainConfig, epochs: int, info
     }
     if ablation_out is not None:
         sections["Ablation (same folds; ablation.png)"] = ablation_out["table"]
-    hist = fitted.history
+    hist = fitted.fits[0].history
     sections["Training the registered model"] = [
         f"Profile {cfg.profile}: text encoder {Path(str(cfg.text_encoder_path)).name} "
         f"({'frozen, cached features' if cfg.finetune_layers == 0 else f'top {cfg.finetune_layers} layers tuned'}), "
@@ -760,34 +823,3 @@ def _summary(cv: dict[str, Any], data: Data, cfg: TrainConfig, epochs: int, info
         f"Retrain: {json.dumps(info)}.", "",
         *markdown_table(list(hist[0]), [[(f"{v:.2e}" if k.startswith("lr_") else v) for k, v in r.items()] for r in hist])]
     return eval_summary_markdown(title=f"{NAME}: text + image pairs, positive / neutral / negative", sections=sections)
-
-
-# -- helpers -------------------------------------------------------------------------------------------
-@contextmanager
-def _torch_threads(threads: int | None) -> Iterator[None]:
-    before = torch.get_num_threads()
-    if threads:
-        torch.set_num_threads(threads)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
-def _device(cfg: TrainConfig) -> torch.device:
-    if cfg.device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(cfg.device)
-
-
-def _write_json(path: Path, value: Any) -> Path:
-    path.write_text(json.dumps(value, ensure_ascii=False, indent=2, default=_json_default), encoding="utf-8")
-    return path
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, np.integer | np.floating):
-        return value.item()
-    if hasattr(value, "__dataclass_fields__"):
-        return asdict(value)
-    return str(value)
