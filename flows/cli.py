@@ -367,7 +367,8 @@ def export_emoji_counts(
 
 TRAIN_PROFILES = ("cpu", "gpu", "light")
 Profile = Annotated[str, typer.Option("--profile", help="cpu: frozen encoders, cached features (default); gpu: "
-                                      "fine-tunes the encoders; light: the demo's, small and quick.")]
+                                      "fine-tunes the text encoder (emoji: all of it; sentiment: its top 4 layers); "
+                                      "light: small and quick (emoji: the demo's).")]
 Folds = Annotated[int | None, typer.Option("--folds", min=2, help="K folds over whole videos (default: the "
                                            "profile's; emoji: 5, light 3).")]
 Epochs = Annotated[int | None, typer.Option("--epochs", min=1, help="The schedule's length: the most epochs a "

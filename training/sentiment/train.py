@@ -422,12 +422,13 @@ class Fitted:
         return np.mean([predict_rows(h, self.encoder, data, rows) for h in self.heads], axis=0)
 
 
-def fit_members(data: Data, train: Rows, val: np.ndarray, cfg: TrainConfig, *, progress: bool = False,
-                label: str = NAME) -> Fitted:
+def fit_members(data: Data, train: Rows, val: np.ndarray, cfg: TrainConfig, *, stop_after: int | None = None,
+                progress: bool = False, label: str = NAME) -> Fitted:
     """`fit_model` once per ensemble member, seeds `cfg.seed`, `cfg.seed + 1`, ..."""
     heads, fits, encoder = [], [], None
     for j in range(cfg.ensemble):
-        head, encoder, fitted = fit_model(data, train, val, replace(cfg, seed=cfg.seed + j), progress=progress,
+        head, encoder, fitted = fit_model(data, train, val, replace(cfg, seed=cfg.seed + j), stop_after=stop_after,
+                                          progress=progress,
                                           label=label if cfg.ensemble == 1 else f"{label} member {j + 1}")
         heads.append(head)
         fits.append(fitted)
@@ -694,8 +695,9 @@ def retrain(data: Data, cfg: TrainConfig, *, epochs: int, out_dir: Path | None =
         _caption(data, hard)
         train = with_captions(data, train, hard, cfg)
         info |= {"hard": int(hard.size), "augmented": int(train.augmented.sum())}
-    fitted = fit_members(data, train, np.zeros(0, np.int64), replace(cfg, epochs=epochs, patience=None),
-                         progress=progress, label=f"{NAME} retrain")
+    # the first `epochs` of the folds' schedule, so the retrain follows the trajectory validation chose
+    fitted = fit_members(data, train, np.zeros(0, np.int64), replace(cfg, epochs=max(cfg.epochs, epochs), patience=None),
+                         stop_after=epochs, progress=progress, label=f"{NAME} retrain")
     text_encoder = fitted.encoder if fitted.encoder is not None else copy.deepcopy(data.encoder)
     model = SentimentModel(text_encoder.cpu().eval(), ImageBackbone.pretrained(cfg.image_weights),
                            fitted.head().cpu().eval())
