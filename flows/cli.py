@@ -418,8 +418,11 @@ def train_sentiment(
                                              "(adaptive class-balancing) (default: ce).")] = None,
     augment: Annotated[str | None, typer.Option("--augment", help="none, or captions: a captioned copy of each "
                                                 "hard training pair (EMOPULSE_CAPTION_BACKEND).")] = None,
+    heads: Annotated[int | None, typer.Option("--heads", min=1, help="Heads trained from consecutive seeds, "
+                                              "their probabilities averaged (default: the profile's).")] = None,
     ablation: Annotated[bool, typer.Option("--ablation", help="Also run the ablation (modalities, fusions, "
-                                           "losses, captions) on the same folds: ablation.md and .png.")] = False,
+                                           "losses, captions; one head each) on the same folds: ablation.md "
+                                           "and .png.")] = False,
     home: Home = None, quiet: Quiet = False,
 ) -> None:
     """Train the text + image sentiment model on stratified folds beside its baselines, retrain on
@@ -429,7 +432,8 @@ def train_sentiment(
     _check_profile(profile)
     settings = _settings(home)
     result = steps.train_sentiment(settings, profile=profile, epochs=epochs, seed=seed, folds=folds, source=source,
-                                   fusion=fusion, loss=loss, augment=augment, ablation=ablation, progress=not quiet)
+                                   fusion=fusion, loss=loss, augment=augment, heads=heads, ablation=ablation,
+                                   progress=not quiet)
     record = steps.export_model(settings, result)
     _print_json({**{k: record[k] for k in ("model_id", "task", "version", "sha256", "artifacts") if k in record},
                  "metrics": {k: v for k, v in record["metrics"].items() if not isinstance(v, dict | list)}})

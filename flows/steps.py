@@ -129,7 +129,8 @@ def train_emoji(settings: Settings, *, profile: str = "cpu", epochs: int | None 
 
 def train_sentiment(settings: Settings, *, profile: str = "cpu", epochs: int | None = None, seed: int = 0,
                     folds: int | None = None, source: str | None = None, fusion: str | None = None,
-                    loss: str | None = None, augment: str | None = None, ablation: bool = False,
+                    loss: str | None = None, augment: str | None = None, heads: int | None = None,
+                    ablation: bool = False,
                     progress: bool = True):
     """Train the sentiment model on the labelled `sentiment_pairs` (of `source`, default every
     source): stratified folds beside the baselines (and the ablation when asked), then the
@@ -147,6 +148,7 @@ def train_sentiment(settings: Settings, *, profile: str = "cpu", epochs: int | N
         raise ValueError("there are no labelled sentiment pairs" + (f" of source {source!r}" if source else "")
                          + ": import some with `emopulse import pairs DIR`")
     config = profile_config(profile, seed=seed, epochs=epochs, folds=folds, fusion=fusion, loss=loss, augment=augment,
+                            ensemble=heads,
                             text_encoder_path=text_encoder_path(settings),
                             image_weights=str(settings.image_encoder_weights) if settings.image_encoder_weights else None)
     captions = config.augment == "captions" or ablation  # the ablation compares with and without

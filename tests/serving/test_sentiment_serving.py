@@ -28,7 +28,7 @@ def pairs(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def registered(tmp_path_factory: pytest.TempPathFactory, pairs: Path, tiny_encoder: Path):
     home = tmp_path_factory.mktemp("home")
     cfg = profile_config("light", text_encoder_path=str(tiny_encoder), text_prefix="", epochs=4, folds=3,
-                         quality_records=20)
+                         quality_records=20, ensemble=2)  # two heads: the ensemble exports as one graph
     result = train_sentiment(pairs_frame(pairs), out_dir=home / "runs" / "sentiment", config=cfg,
                              cache_dir=home / "cache", progress=False)
     with Warehouse.open(home / "warehouse.duckdb", command="test") as wh:
@@ -57,7 +57,7 @@ def test_the_registered_model_carries_its_fold_figures_and_passes_parity(registe
 def test_predict_adds_the_label_its_probabilities_and_falls_back_to_text(registered, pairs: Path,
                                                                         tmp_path: Path) -> None:
     _, _, record = registered
-    scorer = load_scorer(record, device="cpu")
+    scorer = load_scorer(record, device="cpu", variant="fp32")  # int8 scales activations per batch
     rows = [("1000", (pairs / "data" / "1000.txt").read_text("utf-8"), str(pairs / "data" / "1000.jpg")),
             ("1001", "哈哈哈 加油冲鸭", "missing.jpg"),  # relative to the CSV: not there
             ("1002", "呜呜太感动", "broken.jpg"), ("1003", "围观吃瓜", ""),
