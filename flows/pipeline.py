@@ -1,6 +1,7 @@
 """Prefect flows: thin wiring of the steps in `steps.py`, with retries where the network is.
 
-`pipeline` runs crawl → clean → train (export, parity, register) → score → publish once.
+`pipeline` runs crawl → clean → train (export, parity, register) → score (the latest model of every
+task, so a registered sentiment model scores the new posts and comments too) → publish once.
 Parameters are plain values (never the settings object, so no secret reaches Prefect's API).
 """
 
@@ -97,7 +98,7 @@ def pipeline(home: str | None = None, api_base: str | None = None, bvids: list[s
                          emotes=True, show_progress=False)
     stats = clean_task(settings, min_comments)
     model = export_task(settings, train_task(settings, epochs, seed, profile, min_comments))
-    scored = score_task(settings, model["model_id"])
+    scored = score_task(settings, None)  # the latest model of every task: the new one, and e.g. sentiment on posts
     snapshot = publish_task(settings)
     return {"crawl": crawled, "stats": stats, "model": model, "score": scored, "snapshot": snapshot}
 

@@ -78,7 +78,7 @@ def test_score_writes_comment_predictions_flagged_text_only(trained) -> None:
     con = duckdb.connect(str(home / "warehouse.duckdb"))
     con.execute("INSERT INTO comments (rpid, bvid, message, sentence, ctime) VALUES (5, 'BV1', '哈哈哈', '哈哈哈', 1)")
     con.close()
-    result = runner.invoke(app, ["score", "--task", "sentiment", "--home", str(home)])
+    result = runner.invoke(app, ["score", "--home", str(home)])  # every task's latest model, as the pipeline does
     assert result.exit_code == 0, result.output
     con = duckdb.connect(str(home / "warehouse.duckdb"), read_only=True)
     try:
