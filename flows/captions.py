@@ -25,6 +25,7 @@ __all__ = ["CaptionRun", "Captioner", "caption_function", "caption_images", "cap
 
 log = logging.getLogger(__name__)
 GIVE_UP_AFTER = 5  # images in a row the captioner failed before the rest are not sent
+NOT_SENT = "not sent:"
 BATCH = 16  # captions are written to the warehouse this many at a time
 SHOWN_FAILURES = 3  # the log names this many failed images
 
@@ -75,7 +76,7 @@ def caption_images(wh: Warehouse, images: Sequence[tuple[str, str | Path]], capt
             for start in range(0, len(missing), BATCH):
                 if in_a_row >= give_up_after:
                     for sha in missing[start:]:
-                        failed[sha] = f"not sent: the captioner failed {in_a_row} images in a row (last: {last_error})"
+                        failed[sha] = f"{NOT_SENT} the captioner failed {in_a_row} images in a row (last: {last_error})"
                     bar.advance(task, len(missing) - start)
                     break
                 loaded = {}
@@ -90,6 +91,8 @@ def caption_images(wh: Warehouse, images: Sequence[tuple[str, str | Path]], capt
                     if caption:
                         captions[sha] = pending[sha] = caption
                         in_a_row = 0
+                    elif error and error.startswith(NOT_SENT):  # never reached the captioner
+                        failed[sha] = error
                     else:
                         failed[sha] = last_error = error or "the captioner returned an empty caption"
                         in_a_row += 1
@@ -129,7 +132,7 @@ def _captions(captioner: Captioner, loaded: dict[str, bytes], *,
             return
     for sha, data in loaded.items():
         if stop():
-            yield sha, None, "not sent: the captioner failed too many images in a row"
+            yield sha, None, f"{NOT_SENT} the captioner failed too many images in a row"
             continue
         try:
             yield sha, captioner.caption(data), None

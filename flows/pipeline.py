@@ -1,7 +1,8 @@
 """Prefect flows: thin wiring of the steps in `steps.py`, with retries where the network is.
 
-`pipeline` runs crawl → clean → train (export, parity, register) → score (the latest model of every
-task, so a registered sentiment model scores the new posts and comments too) → publish once.
+`pipeline` runs crawl → clean → train (export, parity, register) → score (the new model, then the
+latest model of every other task, so a registered sentiment model scores the new posts and comments
+too; one that fails is logged, not fatal) → publish once.
 Parameters are plain values (never the settings object, so no secret reaches Prefect's API).
 """
 
@@ -56,6 +57,11 @@ def score_task(settings: Settings, model_id: str | None = None) -> dict[str, Any
     return steps.score(settings, model_id=model_id)
 
 
+@task(name="score-other-tasks", cache_policy=NO_CACHE)
+def score_others_task(settings: Settings, done_task: str) -> dict[str, Any]:
+    return steps.score_other_tasks(settings, done_task)
+
+
 @task(name="publish", cache_policy=NO_CACHE)
 def publish_task(settings: Settings) -> str:
     return str(steps.publish(settings))
@@ -98,7 +104,9 @@ def pipeline(home: str | None = None, api_base: str | None = None, bvids: list[s
                          emotes=True, show_progress=False)
     stats = clean_task(settings, min_comments)
     model = export_task(settings, train_task(settings, epochs, seed, profile, min_comments))
-    scored = score_task(settings, None)  # the latest model of every task: the new one, and e.g. sentiment on posts
+    scored = score_task(settings, model["model_id"])
+    others = score_others_task(settings, model["task"])  # e.g. a registered sentiment model on the new posts
     snapshot = publish_task(settings)
-    return {"crawl": crawled, "stats": stats, "model": model, "score": scored, "snapshot": snapshot}
+    return {"crawl": crawled, "stats": stats, "model": model, "score": scored, "score_other_tasks": others,
+            "snapshot": snapshot}
 

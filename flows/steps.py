@@ -209,6 +209,24 @@ def score(settings: Settings, *, task: str | None = None, model_id: str | None =
     return {"scored": [asdict(r) for r in runs], "rows": sum(r.rows for r in runs)}
 
 
+def score_other_tasks(settings: Settings, done_task: str) -> dict[str, Any]:
+    """`score` for the latest model of every task but `done_task`, each on its own: one that fails
+    (a damaged model folder, say) is logged and reported, and the others still score."""
+    from emopulse.training.result import TASKS
+
+    with Warehouse.open(settings.database, command="score other tasks") as wh:
+        tasks = [t for t in TASKS if t != done_task and wh.con.execute(
+            "SELECT count(*) FROM models WHERE task = ?", [t]).fetchall()[0][0]]
+    out: dict[str, Any] = {}
+    for task in tasks:
+        try:
+            out[task] = score(settings, task=task)
+        except Exception as exc:  # noqa: BLE001 - the pipeline goes on to publish
+            log.warning("scoring with the latest %s model failed: %s", task, exc)
+            out[task] = {"error": f"{type(exc).__name__}: {exc}"}
+    return out
+
+
 def publish(settings: Settings) -> Path:
     """Publish a complete snapshot set now (every table)."""
     with Warehouse.open(settings.database, command="publish") as wh:

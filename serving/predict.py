@@ -7,9 +7,9 @@ labels reaching their threshold, `;`-separated); a regression model `value_<labe
 The text goes through the model's own preprocessor, so an emote model's text loses its `[emote]`
 tokens first (`clean="strip_emotes"`) exactly as in training. Rows are never dropped and never
 stop the run: a row whose text is empty after that cleaning gets empty predictions and counts as
-`empty`; a row with the wrong number of fields or text that is not valid UTF-8 (a file that is
-valid gb18030 as a whole, GBK's superset, is read as that) gets empty predictions and counts as
-`unreadable`. A classifier (a ranking head of a task in `CLASSIFIERS`:
+`empty`; a row with the wrong number of fields or text that is not valid UTF-8 gets empty
+predictions and counts as `unreadable` (a file that is not UTF-8 at all but reads as Chinese in
+gb18030, GBK's superset, is read as that: the summary's `encoding` says which). A classifier (a ranking head of a task in `CLASSIFIERS`:
 sentiment) adds `label` and `p_<label>` for every label instead. An image+text model takes
 `image_col` (paths, absolute or relative to the CSV's folder) when given and adds `text_only`: a
 row whose image is missing or unreadable is scored on its text alone, `text_only` true.
@@ -46,6 +46,7 @@ class PredictSummary:
     empty: int
     unreadable: int
     missing_images: int = 0  # image+text models: rows scored text-only, their image missing or unreadable
+    encoding: str = "utf-8"  # how the input was read: utf-8, or gb18030 for a GBK file
     tags_out: str | None = None
 
 
@@ -94,7 +95,7 @@ def predict_csv(scorer: Scorer, input_path: str | Path, output_path: str | Path,
     `output_path`; `tags_out` also writes `id_col,tag` lines (the multimodal seed's `guid,tag`)."""
     input_path, output_path = Path(input_path), Path(output_path)
     clean = _cleaner(scorer)
-    raw = _decode(input_path.read_bytes())
+    raw, encoding = _decode(input_path.read_bytes())
     records = list(csv.reader(io.StringIO(raw, newline="")))
     if not records:
         raise ValueError(f"{input_path}: empty file (no header line)")
@@ -144,7 +145,7 @@ def predict_csv(scorer: Scorer, input_path: str | Path, output_path: str | Path,
         _write_tags(Path(tags_out), header.index(id_col), body, keep, scores)
     return PredictSummary(model_id=scorer.model_id, variant=scorer.variant, provider=scorer.provider,
                           output=str(output_path), rows=len(body), scored=len(keep), empty=empty,
-                          unreadable=unreadable, missing_images=missing_images,
+                          unreadable=unreadable, missing_images=missing_images, encoding=encoding,
                           tags_out=None if tags_out is None else str(tags_out))
 
 
@@ -161,17 +162,47 @@ def _write_tags(path: Path, id_index: int, body: list[list[str]], keep: list[int
                 writer.writerow([row[id_index], tag.get(i, "null")])
 
 
-def _decode(data: bytes) -> str:
-    """UTF-8 (a BOM is fine); a file that is not, but is valid gb18030 (GBK's superset) whole, is
-    read as that; otherwise UTF-8 with the bad bytes kept as escapes (those rows are `unreadable`)."""
+def _decode(data: bytes) -> tuple[str, str]:
+    """The text and its encoding: UTF-8 (a BOM is fine); a file in which no line with non-ASCII
+    bytes is UTF-8 but the whole is gb18030 reading as Chinese (GBK's superset) is read as that;
+    otherwise UTF-8 with the bad bytes kept as escapes (those rows count as `unreadable`)."""
     try:
-        return data.decode("utf-8-sig")
+        return data.decode("utf-8-sig"), "utf-8"
     except UnicodeDecodeError:
         pass
+    lines = [line for line in data.splitlines() if any(byte > 127 for byte in line)]
+    if not any(_is_utf8(line) for line in lines):
+        try:
+            text = data.decode("gb18030")
+        except UnicodeDecodeError:
+            text = None
+        if text is not None and _reads_as_chinese(text):
+            return text, "gb18030"
+    return data.decode("utf-8-sig", errors="surrogateescape"), "utf-8"
+
+
+def _is_utf8(line: bytes) -> bool:
     try:
-        return data.decode("gb18030")
+        line.decode("utf-8")
     except UnicodeDecodeError:
-        return data.decode("utf-8-sig", errors="surrogateescape")
+        return False
+    return True
+
+
+def _cjk(ch: str) -> bool:
+    return "\u4e00" <= ch <= "\u9fff" or "\u3000" <= ch <= "\u303f" or "\uff00" <= ch <= "\uffef"
+
+
+def _reads_as_chinese(text: str) -> bool:
+    """Most non-ASCII characters are Chinese, and they are not lone characters inside Latin words
+    (how a cp1252 `naïve` reads as gb18030: `na飗e`)."""
+    wide = [i for i, ch in enumerate(text) if ord(ch) > 127]
+    if not wide:
+        return True
+    cjk = [i for i in wide if _cjk(text[i])]
+    inside = sum(0 < i < len(text) - 1 and text[i - 1].isascii() and text[i - 1].isalpha()
+                 and text[i + 1].isascii() and text[i + 1].isalpha() for i in cjk)
+    return len(cjk) >= 0.9 * len(wide) and inside <= 0.2 * len(cjk)
 
 
 def _has_bad_bytes(text: str) -> bool:

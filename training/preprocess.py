@@ -278,7 +278,7 @@ class ImageTextPreprocessor:
                 continue
             try:
                 pixels[i] = self.image.pixels([image])[0]
-            except (OSError, ValueError) as exc:  # an unreadable image: the text alone, as without one
+            except Exception as exc:  # noqa: BLE001 - an unreadable image: the text alone, as without one
                 log.warning("image %s cannot be read (%s): scored on its text alone", image, exc)
                 continue
             has[i] = 1.0

@@ -41,8 +41,12 @@ def write_json(path: str | Path, value: Any) -> Path:
 
 
 def _json_default(value: Any) -> Any:
-    if hasattr(value, "item") and callable(value.item):  # numpy scalars
+    import numpy as np
+
+    if isinstance(value, np.generic):
         return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
     if is_dataclass(value) and not isinstance(value, type):
         return asdict(value)
     return str(value)

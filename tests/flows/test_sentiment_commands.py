@@ -87,3 +87,21 @@ def test_score_writes_comment_predictions_flagged_text_only(trained) -> None:
     finally:
         con.close()
     assert rows == [("comment", "5", 3, True)]  # every label of the one comment, its text alone
+
+
+def test_the_pipeline_step_scores_other_tasks_and_survives_a_broken_one(trained) -> None:
+    from emopulse.flows import steps
+    from emopulse.flows.settings import load_settings
+
+    home, _, record = trained
+    settings = load_settings(home=home)
+    con = duckdb.connect(str(home / "warehouse.duckdb"))
+    con.execute("INSERT INTO comments (rpid, bvid, message, sentence, ctime) VALUES (6, 'BV1', '呜呜', '呜呜太感动', 2)")
+    con.close()
+    out = steps.score_other_tasks(settings, "emoji")  # the pipeline trained emoji: sentiment scores the rest
+    assert list(out) == ["sentiment"] and out["sentiment"]["rows"] == 3
+    assert steps.score_other_tasks(settings, "sentiment") == {}  # no other task has a model
+    onnx = home / record["artifacts"]["onnx"]
+    onnx.write_bytes(b"damaged")
+    out = steps.score_other_tasks(settings, "emoji")
+    assert "error" in out["sentiment"] and "model.onnx" in out["sentiment"]["error"]  # reported, not raised

@@ -113,3 +113,18 @@ def test_posts_and_comments_are_scored_and_counted_per_day(registered, pairs: Pa
                                 "day = DATE '2026-11-30' ORDER BY label").fetchall()
         assert sum(n for _, n in labels) == 2 and {lab for lab, _ in labels} == {top["p1"], top["p2"]}
         assert score_model(wh, model=record.model_id, device="cpu")[0].entities == 0  # nothing new
+
+
+def test_a_gbk_file_is_read_as_gb18030_and_other_bytes_stay_unreadable(registered, tmp_path: Path) -> None:
+    _, _, record = registered
+    scorer = load_scorer(record, device="cpu", variant="fp32")
+    gbk = tmp_path / "gbk.csv"
+    gbk.write_bytes("guid,text\n1,哈哈哈 加油冲鸭\n2,呜呜太感动\n".encode("gbk"))
+    summary = predict_csv(scorer, gbk, tmp_path / "out.csv", text_col="text")
+    assert (summary.encoding, summary.scored, summary.unreadable) == ("gb18030", 2, 0)
+    with open(tmp_path / "out.csv", encoding="utf-8") as f:
+        assert [r["text"] for r in csv.DictReader(f)] == ["哈哈哈 加油冲鸭", "呜呜太感动"]
+    mixed = tmp_path / "mixed.csv"  # UTF-8 with one cp1252 row: that row alone is unreadable
+    mixed.write_bytes("guid,text\n1,哈哈哈\n2,".encode() + "naïve".encode("cp1252") + b"\n")
+    summary = predict_csv(scorer, mixed, tmp_path / "out2.csv", text_col="text")
+    assert (summary.encoding, summary.scored, summary.unreadable) == ("utf-8", 1, 1)

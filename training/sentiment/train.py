@@ -465,9 +465,9 @@ def _text_batch(data: Data, rows: Rows, batch: np.ndarray, encoder: TextEncoder 
 
 @torch.no_grad()
 def predict_rows(head: FusionHead, encoder: TextEncoder | None, data: Data, rows: Rows, *,
-                 device: torch.device | str = "cpu", batch_size: int = 256) -> np.ndarray:
-    """Class probabilities [len(rows), 3] (eval mode)."""
-    device = torch.device(device)
+                 device: torch.device | str | None = None, batch_size: int = 256) -> np.ndarray:
+    """Class probabilities [len(rows), 3] (eval mode), on `device` (default: where the head is)."""
+    device = torch.device(device) if device is not None else next(head.parameters()).device
     head.eval()
     out = []
     for start in range(0, len(rows), batch_size):
@@ -511,7 +511,8 @@ def mine_hard(data: Data, rows: np.ndarray, cfg: TrainConfig, *, key: Any = None
 def _fit_key(cfg: TrainConfig) -> str:
     """The settings a fit depends on (not the protocol's), to memoise what a fit produced."""
     keep = {k: v for k, v in config_dict(cfg).items() if k not in ("profile", "folds", "tfidf_cs", "probe_cs",
-                                                                   "quality_records", "retrain_epochs", "threads")}
+                                                                   "quality_records", "retrain_epochs", "threads",
+                                                                   "ensemble", "ablation_heads")}
     return json.dumps(keep, sort_keys=True, default=str)
 
 
@@ -530,7 +531,7 @@ def _caption(data: Data, hard: np.ndarray) -> None:
     data.caption_stats["asked"] = data.caption_stats.get("asked", 0) + len(wanted)
     data.caption_stats["captioned"] = data.caption_stats.get("captioned", 0) + captioned
     log.info("%s: %d of %d hard images captioned", NAME, captioned, len(wanted))
-    if not captioned:
+    if not any(sha[i] in data.captions for i in hard):  # none of this run's hard images has one
         raise RuntimeError(f"augment='captions': none of the {len(wanted)} hard images got a caption (the log says "
                            "why): fix the captioner (EMOPULSE_CAPTION_*) or train with --augment none")
 
@@ -573,7 +574,7 @@ def cross_validate(data: Data, cfg: TrainConfig, *, baselines: bool = True, prog
             for name, scores in _baselines(data, cfg, f, p).items():
                 results[name] = classification_metrics(y_test, scores.argmax(1), labels=LABELS)
         folds.append({"fold": f, "sizes": {k: int(v.size) for k, v in p.items()}, "best_epoch": fitted.best_epoch,
-                      "epochs_run": [f.epochs_run for f in fitted.fits], "hard": int(hard[f].size) if f in hard else 0,
+                      "epochs_run": [m.epochs_run for m in fitted.fits], "hard": int(hard[f].size) if f in hard else 0,
                       "augmented": int(train.augmented.sum()),
                       "augmented_from": sorted(data.pairs["id"].to_numpy()[train.source[train.augmented]].tolist()),
                       "validation": val, "results": results, "history": fitted.fits[0].history})
@@ -643,6 +644,7 @@ def ablate(data: Data, cfg: TrainConfig, *, variants: Sequence[tuple[str, Any]] 
     each with `cfg.ablation_heads` heads; a variant equal to `cfg` is the model itself (its run
     `base`, when given and of as many heads, is reused) and is marked so. Beside the baselines; a markdown table, a PNG plot and the runs in `out_dir`."""
     runs: dict[str, dict[str, Any]] = {}
+    skipped: dict[str, str] = {}
     if cfg.ablation_heads != cfg.ensemble:  # every variant, the model's setting too, with this many heads
         cfg, base = replace(cfg, ensemble=cfg.ablation_heads), None
     base_name = _describe(cfg)
@@ -654,7 +656,11 @@ def ablate(data: Data, cfg: TrainConfig, *, variants: Sequence[tuple[str, Any]] 
         if label in runs:
             continue
         log.info("%s ablation: %s", NAME, label)
-        runs[label] = cross_validate(data, vcfg, progress=progress)
+        try:
+            runs[label] = cross_validate(data, vcfg, progress=progress)
+        except RuntimeError as exc:  # e.g. no caption came back: the other variants and the model stand
+            log.warning("%s ablation: %s skipped: %s", NAME, label, exc)
+            skipped[label] = str(exc)
     first = runs[base_name] if base_name in runs else next(iter(runs.values()))
     rows = [[name, *(_cell(run["validation"][x]) for x in ("loss", "weighted_f1")),
              *(_cell(run["summary"]["model"][x]) for x in FIGURES)] for name, run in runs.items()]
@@ -662,7 +668,8 @@ def ablate(data: Data, cfg: TrainConfig, *, variants: Sequence[tuple[str, Any]] 
              for m in ("late_fusion", "tfidf", "image_probe", "majority") if m in first["summary"]]
     table = markdown_table(["variant (one setting changed)", "validation CE", "validation weighted_f1",
                             *(f"test {x}" for x in FIGURES)], rows)
-    out: dict[str, Any] = {"table": table, "runs": {k: _plain_run(v) for k, v in runs.items()}}
+    table += [f"- {name}: skipped ({why})" for name, why in skipped.items()]
+    out: dict[str, Any] = {"table": table, "runs": {k: _plain_run(v) for k, v in runs.items()}, "skipped": skipped}
     if out_dir is not None:
         from ..plots import bar_chart
 
@@ -679,8 +686,8 @@ def ablate(data: Data, cfg: TrainConfig, *, variants: Sequence[tuple[str, Any]] 
 
 
 def _describe(cfg: TrainConfig) -> str:
-    return (f"the model ({cfg.modalities}, {cfg.fusion} fusion, {cfg.loss} loss, augment {cfg.augment}"
-            f"{f', {cfg.ensemble} heads' if cfg.ensemble > 1 else ''})")
+    return (f"the model ({cfg.modalities}, {cfg.fusion} fusion, {cfg.loss} loss, augment {cfg.augment}, "
+            f"{cfg.ensemble} head{'s' if cfg.ensemble > 1 else ''})")
 
 
 def _cell(value: Mapping[str, float]) -> str:
