@@ -92,7 +92,7 @@ def caption_images(wh: Warehouse, images: Sequence[tuple[str, str | Path]], capt
                         captions[sha] = pending[sha] = caption
                         in_a_row = 0
                     elif error and error.startswith(NOT_SENT):  # never reached the captioner
-                        failed[sha] = error
+                        failed[sha] = f"{NOT_SENT} the captioner failed {in_a_row} images in a row (last: {last_error})"
                     else:
                         failed[sha] = last_error = error or "the captioner returned an empty caption"
                         in_a_row += 1
