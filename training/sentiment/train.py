@@ -675,7 +675,8 @@ def ablate(data: Data, cfg: TrainConfig, *, variants: Sequence[tuple[str, Any]] 
 
         out_dir.mkdir(parents=True, exist_ok=True)
         (out_dir / "ablation.md").write_text("\n".join([f"# {NAME}: ablation (mean ± sd over {cfg.folds} folds)", "",
-                                                        f"The model: {base_name}.", "", *table, ""]), encoding="utf-8")
+                                                        f"One setting changed at a time from {base_name}.", "", *table,
+                                                        ""]), encoding="utf-8")
         bars = {name: run["summary"]["model"]["weighted_f1"] for name, run in runs.items()}
         bars |= {f"baseline: {BASELINE_NAMES[m]}": first["summary"][m]["weighted_f1"]
                  for m in ("late_fusion", "tfidf", "image_probe") if m in first["summary"]}
