@@ -136,14 +136,13 @@ def train_sentiment(settings: Settings, *, profile: str = "cpu", epochs: int | N
     source): stratified folds beside the baselines (and the ablation when asked), then the
     registered model retrained on all of them. Hard samples are captioned through the configured
     captioner, cached in `captions` (the writer is held only while captions are written)."""
+    from emopulse.training.data import read_sentiment_pairs
     from emopulse.training.sentiment.train import profile_config, train_sentiment as train
 
     from .captions import caption_function
 
-    where = "label IS NOT NULL" + (" AND source = ?" if source else "")
     with Warehouse.open(settings.database, command="train sentiment") as wh:
-        rows = wh.con.execute(f"SELECT source, guid, text, image_path, image_sha256, label FROM sentiment_pairs "
-                              f"WHERE {where} ORDER BY source, guid", [source] if source else []).df()
+        rows = read_sentiment_pairs(wh, sentiment_source=source)
     if rows.empty:
         raise ValueError("there are no labelled sentiment pairs" + (f" of source {source!r}" if source else "")
                          + ": import some with `emopulse import pairs DIR`")

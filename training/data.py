@@ -14,7 +14,8 @@ import pandas as pd
 
 from .metrics import main_label
 
-__all__ = ["emote_comments", "read_comments", "read_emoji_comments", "read_emoji_training_set", "read_emote_images"]
+__all__ = ["emote_comments", "read_comments", "read_emoji_comments", "read_emoji_training_set", "read_emote_images",
+           "read_sentiment_pairs"]
 
 
 def read_emoji_training_set(source: Any) -> pd.DataFrame:
@@ -27,6 +28,15 @@ def read_emoji_comments(source: Any) -> pd.DataFrame:
     """Every deduplicated (comment, emote) row with its rpid (`emoji_comments_keyed`): what
     emoji training reads, choosing its labels per fold from the training videos itself."""
     return _con(source).sql("SELECT * FROM emoji_comments_keyed ORDER BY rpid, emoji_alt").df()
+
+
+def read_sentiment_pairs(source: Any, *, sentiment_source: str | None = None) -> pd.DataFrame:
+    """The labelled `sentiment_pairs` (of one source, or all), ordered by source and guid: what
+    sentiment training reads."""
+    where = "label IS NOT NULL" + (" AND source = $source" if sentiment_source else "")
+    params = {"source": sentiment_source} if sentiment_source else {}
+    return _con(source).execute(f"SELECT source, guid, text, image_path, image_sha256, label FROM sentiment_pairs "
+                                f"WHERE {where} ORDER BY source, guid", params).df()
 
 
 def read_comments(source: Any, *, columns: tuple[str, ...] = ("rpid", "bvid", "sentence")) -> pd.DataFrame:

@@ -122,3 +122,14 @@ def test_linked_groups_join_rows_sharing_any_key() -> None:
     with pytest.raises(ValueError, match="need k >= 2 and at least k groups"):
         stratified_folds(["a", "b"], [0, 1], k=3)
     assert not math.isnan(classification_metrics([0], [0], labels=("a",))["weighted_f1"])
+
+
+def test_sentiment_training_reads_the_labelled_pairs_of_a_source(tmp_path) -> None:
+    from emopulse.training.data import read_sentiment_pairs
+    from emopulse.warehouse import Warehouse
+
+    with Warehouse.open(tmp_path / "w.duckdb", command="test") as wh:
+        wh.con.execute("INSERT INTO sentiment_pairs (source, guid, text, label) VALUES ('a', '2', 'x', 'neutral'), "
+                       "('a', '1', 'y', 'positive'), ('a', '3', 'z', NULL), ('b', '1', 'w', 'negative')")
+        assert read_sentiment_pairs(wh)[["source", "guid"]].values.tolist() == [["a", "1"], ["a", "2"], ["b", "1"]]
+        assert read_sentiment_pairs(wh, sentiment_source="b")["label"].tolist() == ["negative"]
