@@ -21,11 +21,14 @@ import_app = typer.Typer(help="Import datasets that already exist as files.", no
 export_app = typer.Typer(help="Export tables as files.", no_args_is_help=True)
 train_app = typer.Typer(help="Train models (exported to ONNX and registered).", no_args_is_help=True)
 models_app = typer.Typer(help="Pretrained encoders, prepared offline.", no_args_is_help=True)
+annotate_app = typer.Typer(help="Annotate CSV files with a registered model (a file, or every CSV of a folder).",
+                           no_args_is_help=True)
 app.add_typer(crawl_app, name="crawl")
 app.add_typer(import_app, name="import")
 app.add_typer(export_app, name="export")
 app.add_typer(train_app, name="train")
 app.add_typer(models_app, name="models")
+app.add_typer(annotate_app, name="annotate")
 
 Home = Annotated[Path | None, typer.Option("--home", help="emopulse home (default $EMOPULSE_HOME or ./var).")]
 ApiBase = Annotated[str | None, typer.Option("--api-base", help="Bilibili API base URL (default $EMOPULSE_BILIBILI_API_BASE).")]
@@ -282,6 +285,23 @@ def import_pairs(
         raise typer.Exit(1)
 
 
+@import_app.command("goemotions")
+@command
+def import_goemotions(
+    folder: Annotated[Path, typer.Argument(help="A folder with labels.txt and train.tsv, dev.tsv, test.tsv (text, label ids, id; e.g. ../shared/data/goemotions).")],
+    source: Annotated[str | None, typer.Option("--source", help="Name of the dataset in emotion_texts (default: the folder's name).")] = None,
+    home: Home = None,
+) -> None:
+    """Import GoEmotions texts into emotion_texts and their label names into emotion_labels (bad rows named by file and line)."""
+    from . import goemotions
+
+    result = goemotions.import_goemotions(_settings(home), folder, source=source)
+    _print_json(result)
+    if not result["rows"]:
+        _console(stderr=True).print(f"[red]error:[/] no good row in {folder}")
+        raise typer.Exit(1)
+
+
 @app.command("inbox")
 @command
 def inbox(
@@ -439,20 +459,49 @@ def train_sentiment(
                  "metrics": {k: v for k, v in record["metrics"].items() if not isinstance(v, dict | list)}})
 
 
+@train_app.command("emotions")
+@command
+def train_emotions(
+    profile: Profile = "cpu", epochs: Epochs = None, seed: Seed = 0,
+    source: Annotated[str | None, typer.Option("--source", help="Train on the texts of this source only "
+                                               "(needed when sources with other label lists are imported).")] = None,
+    loss: Annotated[str | None, typer.Option("--loss", help="bce or mse (the seed's), for A and B (default: "
+                                             "the profile's, bce; the report trains A with both).")] = None,
+    expansion: Annotated[str | None, typer.Option("--expansion", help="oof: B learns out-of-fold expanded "
+                                                  "labels (default); none: the registered model is A.")] = None,
+    expansion_folds: Annotated[int | None, typer.Option("--expansion-folds", min=2, help="Folds of the "
+                                                        "expansion (default: the profile's; cpu 5, light 2).")] = None,
+    heads: Annotated[int | None, typer.Option("--heads", min=1, help="B's heads from consecutive seeds, their "
+                                              "intensities averaged (default: the profile's).")] = None,
+    home: Home = None, quiet: Quiet = False,
+) -> None:
+    """Train the micro-emotion model (EQN: A, the out-of-fold expansion, B) beside TF-IDF, thresholds
+    tuned on dev, export to ONNX, register."""
+    from . import steps
+
+    _check_profile(profile)
+    settings = _settings(home)
+    result = steps.train_emotions(settings, profile=profile, epochs=epochs, seed=seed, source=source, loss=loss,
+                                  expansion=expansion, expansion_folds=expansion_folds, heads=heads,
+                                  progress=not quiet)
+    record = steps.export_model(settings, result)
+    _print_json({**{k: record[k] for k in ("model_id", "task", "version", "sha256", "artifacts") if k in record},
+                 "metrics": {k: v for k, v in record["metrics"].items() if not isinstance(v, dict | list)}})
+
+
 def _train_later(task: str, what: str) -> Callable[..., None]:
     def later(profile: Profile = "cpu", folds: Folds = None, epochs: Epochs = None, seed: Seed = 0,
               min_comments: MinComments = None, home: Home = None, quiet: Quiet = False) -> None:
         _check_profile(profile)
         _console(stderr=True).print(f"[red]error:[/] `emopulse train {task}` ({what}) is not here yet: it "
-                                    "comes in a later issue. `emopulse train emoji` and `emopulse train sentiment` work today.")
+                                    "comes in a later issue. `emopulse train emoji`, `sentiment` and `emotions` work today.")
         raise typer.Exit(2)
 
     later.__doc__ = f"{what[0].upper()}{what[1:]}: comes in a later issue (exits with status 2)."
     return later
 
 
-for _task, _what in (("emotions", "EQN micro-emotion intensities over 28 labels"),
-                     ("trend", "the 60-day trend forecaster")):
+for _task, _what in (("trend", "the 60-day trend forecaster"),):
     train_app.command(_task)(_train_later(_task, _what))
 
 
@@ -505,6 +554,43 @@ def predict(
     _print_json(steps.predict(_settings(home), task=task, input_path=input_path, text_col=text_col,
                               output_path=output, model_id=model, device=device, variant=variant,
                               image_col=image_col, tags_out=tags_out, id_col=id_col))
+
+
+@annotate_app.command("emotions")
+@command
+def annotate_emotions(
+    input_path: Annotated[Path, typer.Option("--input", help="A CSV file, or a folder: every *.csv in it, sorted "
+                                             "(UTF-8; a GBK/gb18030 file reading as Chinese is read as that).")],
+    text_col: Annotated[str, typer.Option("--text-col", help="The column holding the text.")],
+    output: Annotated[Path, typer.Option("--output", help="Where to write (UTF-8): a CSV for a file input, a folder "
+                                         "of CSVs of the same names for a folder input. The input columns, then "
+                                         "energy_<label> (0-10, 10 × the EQN-quantised intensity) for every label "
+                                         "and labels (those reaching their threshold, `;`-joined).")],
+    model: Annotated[str | None, typer.Option("--model-id", "--model", help="Model id (default: the latest "
+                                              "`emotions` model; its head must be multilabel).")] = None,
+    device: Annotated[str, typer.Option("--device", help="auto, cuda or cpu.")] = "auto",
+    variant: Variant = "auto",
+    batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Texts per ONNX Runtime batch "
+                                            "(batches of similar length).")] = 64,
+    home: Home = None, quiet: Quiet = False,
+) -> None:
+    """EQN micro-emotion annotation: an energy level (0-10) per emotion for every row.
+
+    Empty and unreadable rows are counted and kept, with empty cells. Exits 1 when a file of a
+    folder could not be annotated (named in `failed`; the others are written)."""
+    from . import steps
+
+    _check_variant(variant)
+    if device not in ("auto", "cuda", "cpu"):
+        raise typer.BadParameter("--device must be auto, cuda or cpu")
+    result = steps.annotate_emotions(_settings(home), input_path=input_path, text_col=text_col, output_path=output,
+                                     model_id=model, device=device, variant=variant, batch_size=batch_size,
+                                     progress=not quiet)
+    _print_json(result)
+    if result["failed"]:
+        _console(stderr=True).print(f"[red]error:[/] {len(result['failed'])} of "
+                                    f"{len(result['failed']) + result['files']} files not annotated")
+        raise typer.Exit(1)
 
 
 @app.command("score")

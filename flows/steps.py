@@ -22,6 +22,7 @@ from .settings import Settings
 __all__ = [
     "ImportSummary", "clean", "crawl", "import_comments", "publish", "read_bvids", "read_keywords",
     "score", "train_emoji", "export_model", "writer", "prepare_models", "predict", "predict_emoji", "text_encoder_path",
+    "annotate_emotions",
 ]
 
 log = logging.getLogger(__name__)
@@ -156,6 +157,26 @@ def train_sentiment(settings: Settings, *, profile: str = "cpu", epochs: int | N
                  progress=progress)
 
 
+def train_emotions(settings: Settings, *, profile: str = "cpu", epochs: int | None = None, seed: int = 0,
+                   source: str | None = None, loss: str | None = None, expansion: str | None = None,
+                   expansion_folds: int | None = None, heads: int | None = None, progress: bool = True):
+    """Train the micro-emotion model (EQN) on `emotion_texts` (of `source`; needed when sources
+    with other label lists are imported): A, the out-of-fold expansion and B, beside TF-IDF;
+    thresholds tuned on dev. The warehouse is read once, then closed while training runs."""
+    from emopulse.training.data import read_emotion_texts
+    from emopulse.training.emotions.train import profile_config, train_emotions as train
+
+    with Warehouse.open(settings.database, command="train emotions") as wh:
+        rows, labels = read_emotion_texts(wh, source=source)
+    if rows.empty:
+        raise ValueError("there are no emotion texts" + (f" of source {source!r}" if source else "")
+                         + ": import some with `emopulse import goemotions DIR`")
+    config = profile_config(profile, seed=seed, epochs=epochs, loss=loss, expansion=expansion,
+                            expansion_folds=expansion_folds, ensemble=heads, text_encoder_path=text_encoder_path(settings))
+    return train(rows, labels, out_dir=settings.home / "runs" / "emotions", config=config,
+                 cache_dir=settings.home / "cache", progress=progress)
+
+
 def predict(settings: Settings, *, task: str, input_path: Path, text_col: str, output_path: Path,
             model_id: str | None = None, device: str = "auto", variant: str = "auto",
             image_col: str | None = None, tags_out: Path | None = None, id_col: str = "guid") -> dict[str, Any]:
@@ -174,6 +195,26 @@ def predict(settings: Settings, *, task: str, input_path: Path, text_col: str, o
 def predict_emoji(settings: Settings, **kwargs: Any) -> dict[str, Any]:
     """`predict` for the emoji task (kept for callers of the old name)."""
     return predict(settings, task="emoji", **kwargs)
+
+
+def annotate_emotions(settings: Settings, *, input_path: Path, text_col: str, output_path: Path,
+                      model_id: str | None = None, device: str = "auto", variant: str = "auto",
+                      batch_size: int = 64, progress: bool = True) -> dict[str, Any]:
+    """EQN annotation with the latest (or given) `emotions` model: a CSV file into a CSV, or every
+    *.csv of a folder into a folder; `energy_<label>` (0-10) per label and `labels` added
+    (`emopulse.serving.annotate`)."""
+    from emopulse.serving import annotate_files, find_model, load_scorer
+
+    with Warehouse.open(settings.database, command="annotate emotions") as wh:
+        record = find_model(wh, model_id=model_id, task="emotions")
+    kind = (record.params.get("head") or {}).get("kind")
+    if kind is not None and kind != "multilabel":  # before opening a session for nothing
+        raise ValueError(f"model {record.model_id} has a {kind!r} head: annotating emotions needs a multilabel "
+                         "head (an intensity per emotion)")
+    scorer = load_scorer(record, device=device, variant=variant,  # type: ignore[arg-type]
+                         int8_max_change=settings.scoring_int8_max_change)
+    return annotate_files(scorer, input_path, output_path, text_col=text_col, batch_size=batch_size,
+                          progress=progress).to_dict()
 
 
 def export_model(settings: Settings, result) -> dict[str, Any]:

@@ -23,6 +23,8 @@ _EXPORTS = {
     "ScoreSummary": ".score", "score_comments": ".score", "score_entities": ".score", "score_model": ".score",
     "score_posts": ".score",
     "PredictSummary": ".predict", "predict_csv": ".predict",
+    "AnnotateSummary": ".annotate", "AnnotatedFile": ".annotate", "annotate_files": ".annotate",
+    "annotate_csv": ".annotate",
 }
 __all__ = sorted(_EXPORTS)
 

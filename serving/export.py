@@ -5,7 +5,12 @@ preprocessor's input names and dynamic axes (a `tokens` axis only for text, `day
 `batch` everywhere), legacy exporter, opset 17. `check_parity` runs torch and ONNX Runtime on every
 `preprocessor.parity_inputs()` (shapes the trace never saw) and compares what the head makes of
 the outputs: probabilities (ranking: softmax, multilabel: sigmoid) or values (regression) within
-`atol`, and the top-k labels in order (ties forgiven). `parity_everywhere` does that on the CPU and
+`atol`, and the top-k labels in order (ties forgiven). A head with the EQN quantisation
+(`head.quantize`) is compared before it: rounding to 0.01 turns a difference of 1e-7 at a
+rounding boundary (0.455 vs 0.4549999) into 0.01, a hundred times `atol`, and it would hide any
+difference smaller than half a step, so parity checks the graph's sigmoid, where `atol` means
+what it says; what quantisation changes in served values is int8's business (`quantize.py`) and
+is the same function on both sides. `parity_everywhere` does that on the CPU and
 again on CUDA when an ONNX Runtime session really runs there, and says when it skipped.
 """
 
@@ -113,7 +118,8 @@ def check_parity(module: torch.nn.Module, path: str | Path | ModelSession, prepr
         if want_raw.shape != got_raw.shape:
             raise ParityError(f"{session.path} on {session.provider}: output {head.output!r} has shape "
                               f"{list(got_raw.shape)}, torch {list(want_raw.shape)}, for inputs {shapes}")
-        want, got = heads.values(head, want_raw), heads.values(head, got_raw)
+        # before the EQN quantisation (module docstring): the graphs' own numbers
+        want, got = heads.values(head, want_raw, quantized=False), heads.values(head, got_raw, quantized=False)
         diff = float(np.max(np.abs(want - got))) if want.size else 0.0
         if not diff <= atol:  # NaN fails too
             raise ParityError(f"{session.path} on {session.provider}: {_what(head)} differ from torch by "

@@ -1,21 +1,35 @@
 """A head's post-processing in numpy, shared by export (parity, int8 quality) and the scorers.
 
 `values(head, raw)` turns a model's raw output into what the head means: softmax probabilities
-(`ranking`), sigmoid intensities in [0, 1] (`multilabel`), the values themselves (`regression`).
-`top_k` and `top_k_agreement` compare two models' rankings, ties forgiven.
+(`ranking`), sigmoid intensities in [0, 1] (`multilabel`, EQN-quantised when `head.quantize`),
+the values themselves (`regression`). `quantize_intensity` is the EQN rule (it lives in
+`training.result`, which training uses too) and `energy_level` its 0-10 reading. `top_k` and `top_k_agreement` compare two models' rankings, ties forgiven.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from emopulse.training.result import Head
+from emopulse.training.result import Head, quantize_intensity
 
-__all__ = ["ranks", "top_k", "top_k_agreement", "values"]
+__all__ = ["energy_level", "quantize_intensity", "quantizes", "ranks", "top_k", "top_k_agreement", "values"]
 
 
-def values(head: Head, raw: np.ndarray) -> np.ndarray:
-    """float64 [N, labels]: softmax over labels (ranking), sigmoid (multilabel), raw (regression)."""
+
+def energy_level(values: np.ndarray | float) -> np.ndarray:
+    """The EQN energy level in [0, 10]: 10 × the quantised intensity, at most one decimal (4.6,
+    not 4.6000000000000005). NaN stays NaN."""
+    return np.round(10.0 * quantize_intensity(values), 1)
+
+
+def quantizes(head: Head) -> bool:
+    """Does `values(head, ...)` quantise (a multilabel head with `quantize=True`)?"""
+    return head.kind == "multilabel" and head.quantize
+
+
+def values(head: Head, raw: np.ndarray, *, quantized: bool = True) -> np.ndarray:
+    """float64 [N, labels]: softmax over labels (ranking), sigmoid (multilabel; EQN-quantised
+    when `head.quantize`, unless `quantized=False`), raw (regression)."""
     raw = np.asarray(raw, dtype=np.float64)
     if raw.ndim == 1:
         raw = raw[:, None]
@@ -24,7 +38,8 @@ def values(head: Head, raw: np.ndarray) -> np.ndarray:
         e = np.exp(raw - raw.max(axis=1, keepdims=True))
         return e / e.sum(axis=1, keepdims=True)
     if head.kind == "multilabel":
-        return 0.5 * (1.0 + np.tanh(0.5 * raw))  # sigmoid without overflow
+        intensity = 0.5 * (1.0 + np.tanh(0.5 * raw))  # sigmoid without overflow
+        return quantize_intensity(intensity) if quantized and head.quantize else intensity
     return raw
 
 

@@ -103,7 +103,14 @@ def quantization_quality(fp32: ModelSession, int8: ModelSession, preprocessor: P
     probability/intensity difference; multilabel also the share of (record, label) on/off
     decisions that agree. Regression: the mean absolute difference, and it over the fp32 outputs'
     standard deviation. `change` is the one number scoring compares with its setting: 1 - Top-1
-    agreement (multilabel: the worse of that and 1 - on/off agreement), or the relative MAE."""
+    agreement (multilabel: the worse of that and 1 - on/off agreement), or the relative MAE.
+
+    A head with the EQN quantisation (`head.quantize`): the agreements (and so `change`) are
+    measured on the quantised intensities, the values scoring writes and thresholds, since a
+    label that int8 moves across a rounding boundary is a change a reader sees, and labels the
+    rounding makes equal are a tie either way; `max_prob_diff` stays the largest difference of
+    the sigmoids before it (comparable with other models), and `max_served_diff` is that of the
+    quantised intensities (0, 0.01, 0.02, ...)."""
     want = _outputs(fp32, preprocessor, head, records, batch_size)
     got = _outputs(int8, preprocessor, head, records, batch_size)
     out: dict[str, Any] = {"records": len(records)}
@@ -114,10 +121,13 @@ def quantization_quality(fp32: ModelSession, int8: ModelSession, preprocessor: P
         sd = float(np.std(want))
         relative = mae / max(sd, 1e-12)
         return {**out, "mae_vs_fp32": mae, "fp32_sd": sd, "relative_mae": relative, "change": relative}
+    max_diff = float(np.max(np.abs(want - got)))
+    if heads.quantizes(head):  # what scoring writes (docstring)
+        want, got = heads.quantize_intensity(want), heads.quantize_intensity(got)
+        out["max_served_diff"] = float(np.max(np.abs(want - got)))
     top1 = float(heads.top_k_agreement(want, got, 1, tie_tol=TIE).mean())
     topk = float(heads.top_k_agreement(want, got, k, tie_tol=TIE, ordered=False).mean())
-    out |= {"top1_agreement": top1, f"top{min(k, want.shape[1])}_agreement": topk,
-            "max_prob_diff": float(np.max(np.abs(want - got)))}
+    out |= {"top1_agreement": top1, f"top{min(k, want.shape[1])}_agreement": topk, "max_prob_diff": max_diff}
     change = 1.0 - top1
     if head.kind == "multilabel":
         thresholds = np.asarray(head.thresholds or [0.5] * len(head.labels))
@@ -142,7 +152,7 @@ def _outputs(session: ModelSession, preprocessor: Preprocessor, head: Head, reco
     for start in range(0, len(order), batch_size):
         rows = order[start:start + batch_size]
         raw = session.run(preprocessor.encode([records[i] for i in rows]), [head.output])[head.output]
-        values = heads.values(head, raw)
+        values = heads.values(head, raw, quantized=False)  # quantised by the caller where it counts
         if out is None:
             out = np.zeros((len(records), values.shape[1]))
         out[rows] = values

@@ -112,8 +112,9 @@ def _image_or_none(home: Path, local_path: Any) -> Path | None:
 
 def score_posts(wh: Warehouse, scorer: Scorer, *, k: int = 5, batch_size: int = 64,
                 chunk_size: int = CHUNK) -> ScoreSummary:
-    """The posts the model has not scored: `post_texts.text`, and for an image+text model the first
-    of the post's local images (`post_images`, by image_index)."""
+    """The posts the model has not scored: `post_texts.text` (title and description, cleaned; the
+    whole record of a text model, such as the emotions model), and for an image+text model the
+    first of the post's local images (`post_images`, by image_index)."""
     kind = scorer.preprocessor.kind
     if kind not in ("text", "image_text"):
         raise ValueError(f"model {scorer.model_id} takes {kind!r} inputs: posts give text and images")

@@ -12,6 +12,9 @@ Emote ranking:
 Single-label classification (sentiment): `majority_classifier`, `logreg_classifier` (features,
 e.g. a linear probe on image features), `tfidf_classifier` (text) and `late_fusion` (two
 classifiers' probabilities mixed with a weight chosen on validation).
+
+Multi-label (emotions): `tfidf_multilabel`, one-vs-rest logistic regression on the same TF-IDF
+features (`tfidf_features`), whose probabilities get per-label thresholds tuned on validation.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ import numpy as np
 from .metrics import majority_scores, topk_accuracy
 
 __all__ = ["TFIDF_CS", "late_fusion", "logreg_classifier", "majority_baseline", "majority_classifier",
-           "tfidf_classifier", "tfidf_logreg_baseline"]
+           "tfidf_classifier", "tfidf_features", "tfidf_logreg_baseline", "tfidf_multilabel"]
 
 TFIDF_CS = (0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 8.0)
 
@@ -168,29 +171,80 @@ def logreg_classifier(x_train, train_y: Sequence[int], x_val, val_y: Sequence[in
     return probs(model, x_val), probs(model, x_test), {"C": c, "val_weighted_f1": score, "val_by_C": scores}
 
 
-def tfidf_classifier(train_texts: Sequence[str], train_y: Sequence[int], val_texts: Sequence[str],
-                     val_y: Sequence[int], test_texts: Sequence[str], *, num_classes: int, Cs: Sequence[float],
-                     seed: int = 0) -> tuple[np.ndarray, np.ndarray, dict]:
-    """TF-IDF over word 1-2-grams and character 2-5-grams within words (sublinear tf; so English and
-    Chinese both get features), then `logreg_classifier`."""
+def tfidf_features(train_texts: Sequence[str], *others: Sequence[str]) -> list:
+    """TF-IDF over word 1-2-grams and character 2-5-grams within words (sublinear tf, min_df 2; so
+    English and Chinese both get features), fitted on `train_texts`: the sparse matrices of
+    `train_texts` and of each of `others`."""
     from scipy.sparse import hstack
     from sklearn.feature_extraction.text import TfidfVectorizer
 
     words = TfidfVectorizer(analyzer="word", ngram_range=(1, 2), min_df=2, sublinear_tf=True,
                             token_pattern=r"(?u)[#@]?\w+")
     chars = TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 5), min_df=2, sublinear_tf=True)
-    train_texts = [t or " " for t in train_texts]
-
-    def features(texts: Sequence[str], fit: bool = False):
+    train = [t or " " for t in train_texts]
+    out = [hstack([words.fit_transform(train), chars.fit_transform(train)]).tocsr()]
+    for texts in others:
         texts = [t or " " for t in texts]
-        if fit:
-            return hstack([words.fit_transform(texts), chars.fit_transform(texts)]).tocsr()
-        return hstack([words.transform(texts), chars.transform(texts)]).tocsr()
+        out.append(hstack([words.transform(texts), chars.transform(texts)]).tocsr())
+    return out
 
-    x_train = features(train_texts, fit=True)
-    val, test, info = logreg_classifier(x_train, train_y, features(val_texts), val_y, features(test_texts),
+
+def tfidf_classifier(train_texts: Sequence[str], train_y: Sequence[int], val_texts: Sequence[str],
+                     val_y: Sequence[int], test_texts: Sequence[str], *, num_classes: int, Cs: Sequence[float],
+                     seed: int = 0) -> tuple[np.ndarray, np.ndarray, dict]:
+    """`tfidf_features`, then `logreg_classifier`."""
+    x_train, x_val, x_test = tfidf_features(train_texts, val_texts, test_texts)
+    val, test, info = logreg_classifier(x_train, train_y, x_val, val_y, x_test,
                                         num_classes=num_classes, Cs=Cs, seed=seed)
     return val, test, {**info, "features": int(x_train.shape[1])}
+
+
+def tfidf_multilabel(train_texts: Sequence[str], train_y: np.ndarray, val_texts: Sequence[str], val_y: np.ndarray,
+                     *others: Sequence[str], Cs: Sequence[float], seed: int = 0) -> tuple[list[np.ndarray], dict]:
+    """Multi-label: `tfidf_features`, then one binary logistic regression per label (one-vs-rest).
+    C is chosen on validation macro-F1 with per-label thresholds tuned on those same validation rows
+    (ties: the smaller C). Returns the probabilities [*, labels] of the validation texts and of each
+    of `others`, and the settings."""
+    import warnings
+
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.linear_model import LogisticRegression
+
+    from .metrics import multilabel_metrics, tune_thresholds
+
+    train_y, val_y = np.asarray(train_y).astype(bool), np.asarray(val_y).astype(bool)
+    x_train, x_val, *x_others = tfidf_features(train_texts, val_texts, *others)
+    labels = [str(j) for j in range(train_y.shape[1])]
+
+    def fit(c: float) -> list[LogisticRegression | float]:
+        models: list[LogisticRegression | float] = []
+        for j in range(train_y.shape[1]):
+            if train_y[:, j].all() or not train_y[:, j].any():  # one class only: its constant share
+                models.append(float(train_y[:, j].mean()))
+                continue
+            model = LogisticRegression(C=c, max_iter=2000, random_state=seed)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", ConvergenceWarning)
+                models.append(model.fit(x_train, train_y[:, j]))
+        return models
+
+    def probs(models: list[LogisticRegression | float], x) -> np.ndarray:
+        return np.stack([np.full(x.shape[0], m) if isinstance(m, float) else m.predict_proba(x)[:, 1]
+                         for m in models], axis=1) if x.shape[0] else np.zeros((0, len(models)))
+
+    best: tuple[float, float, list] | None = None
+    by_c = {}
+    for c in sorted(float(c) for c in Cs):
+        models = fit(c)
+        val = probs(models, x_val)
+        score = multilabel_metrics(val_y, val >= tune_thresholds(val_y, val), labels=labels)["macro_f1"]
+        by_c[str(c)] = score
+        if best is None or score > best[0]:
+            best = (score, c, models)
+    assert best is not None
+    _, c, models = best
+    return [probs(models, x_val), *(probs(models, x) for x in x_others)], {
+        "C": c, "val_macro_f1_by_C": by_c, "features": int(x_train.shape[1])}
 
 
 def late_fusion(val_probs: Sequence[np.ndarray], val_y: Sequence[int], test_probs: Sequence[np.ndarray], *,

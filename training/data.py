@@ -15,7 +15,7 @@ import pandas as pd
 from .metrics import main_label
 
 __all__ = ["emote_comments", "read_comments", "read_emoji_comments", "read_emoji_training_set", "read_emote_images",
-           "read_sentiment_pairs"]
+           "read_emotion_texts", "read_sentiment_pairs"]
 
 
 def read_emoji_training_set(source: Any) -> pd.DataFrame:
@@ -37,6 +37,25 @@ def read_sentiment_pairs(source: Any, *, sentiment_source: str | None = None) ->
     params = {"source": sentiment_source} if sentiment_source else {}
     return _con(source).execute(f"SELECT source, guid, text, image_path, image_sha256, label FROM sentiment_pairs "
                                 f"WHERE {where} ORDER BY source, guid", params).df()
+
+
+def read_emotion_texts(wh: Any, source: str | None = None) -> tuple[pd.DataFrame, list[str]]:
+    """The `emotion_texts` rows (of one source, or all: source, split, text_id, text, labels as
+    lists of names), ordered by source, split and text_id, and their label names in label id order
+    (`emotion_labels`). A ValueError when sources with different label lists are mixed."""
+    where, params = ("WHERE source = $source", {"source": source}) if source else ("", {})
+    con = _con(wh)
+    frame = con.execute(f"SELECT source, split, text_id, text, labels FROM emotion_texts {where} "
+                        "ORDER BY source, split, text_id", params).df()
+    frame["labels"] = [list(labels) for labels in frame["labels"]]
+    held = con.execute(f"SELECT source, list(name ORDER BY label_id) FROM emotion_labels {where} GROUP BY source",
+                       params).fetchall()
+    present = set(frame["source"])
+    lists = {name: list(names) for name, names in held if name in present}
+    if len({tuple(names) for names in lists.values()}) > 1:
+        raise ValueError(f"emotion_texts mixes sources with different label lists ({', '.join(sorted(lists))}); "
+                         "choose one source")
+    return frame, next(iter(lists.values()), [])
 
 
 def read_comments(source: Any, *, columns: tuple[str, ...] = ("rpid", "bvid", "sentence")) -> pd.DataFrame:

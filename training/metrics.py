@@ -1,8 +1,12 @@
-"""Ranking metrics shared by every emote model: Top-k strict and any-match, and the majority baseline.
+"""Metrics shared by the models, each a plain function over numpy arrays.
 
-Scores are a float array [comments, labels] (higher ranks first). "Strict" counts a hit when the
-comment's main emote (its most frequent, ties to the first) is in the top k; "any" when any of
-its emotes is.
+* Ranking (emotes): scores are a float array [comments, labels] (higher ranks first). "Strict"
+  counts a hit when the comment's main emote (its most frequent, ties to the first) is in the top
+  k; "any" when any of its emotes is.
+* Single-label (sentiment): `classification_metrics`.
+* Multi-label (emotions): `multilabel_metrics` over on/off decisions, `tune_thresholds` (one per
+  label, the F1-best on the rows given: validation only), `cross_fitted_decisions` (thresholds
+  tuned on one half of the rows and applied to the other, both ways) and `argmax_accuracy`.
 """
 
 from __future__ import annotations
@@ -12,7 +16,8 @@ from collections.abc import Collection, Sequence
 
 import numpy as np
 
-__all__ = ["classification_metrics", "main_label", "majority_scores", "ranking_metrics", "top_k", "topk_accuracy"]
+__all__ = ["THRESHOLD_GRID", "argmax_accuracy", "classification_metrics", "cross_fitted_decisions", "main_label",
+           "majority_scores", "multilabel_metrics", "ranking_metrics", "top_k", "topk_accuracy", "tune_thresholds"]
 
 
 def main_label(labels: Sequence[str], counts: Sequence[int] | None = None) -> str:
@@ -81,3 +86,85 @@ def classification_metrics(y_true: Sequence[int], y_pred: Sequence[int], *, labe
             "per_class": {lab: {"precision": float(p[i]), "recall": float(r[i]), "f1": float(f[i]),
                                 "support": int(support[i])} for i, lab in enumerate(labels)},
             "confusion": confusion_matrix(y_true, y_pred, labels=classes).tolist()}
+
+
+# -- multi-label ---------------------------------------------------------------------------------------
+THRESHOLD_GRID = np.round(np.arange(0.01, 1.0, 0.01), 2)  # the decision points of 2-decimal intensities
+
+
+def _multi_hot(y: np.ndarray, scores: np.ndarray | None = None) -> np.ndarray:
+    y = np.asarray(y)
+    if y.ndim != 2:
+        raise ValueError(f"labels must be a [rows, labels] 0/1 array, not of shape {y.shape}")
+    if scores is not None and np.shape(scores) != y.shape:
+        raise ValueError(f"labels of shape {y.shape} but scores of shape {np.shape(scores)}")
+    return y.astype(bool)
+
+
+def multilabel_metrics(y_true: np.ndarray, on: np.ndarray, *, labels: Sequence[str]) -> dict:
+    """Figures of on/off decisions [rows, labels] against the gold [rows, labels] (0/1): `macro_f1`
+    (the plain mean of every label's F1, a label never gold nor predicted counting 0), `micro_f1`
+    (over all (row, label) pairs), `macro_precision`, `macro_recall`, `exact_match` (all of a row's
+    labels right), `n`, and `per_label` {label: precision, recall, f1, support, predicted}."""
+    y, on = _multi_hot(y_true, on), np.asarray(on, dtype=bool)
+    if y.shape[1] != len(labels):
+        raise ValueError(f"{y.shape[1]} label columns but {len(labels)} label names")
+    tp = (y & on).sum(0).astype(np.float64)
+    fp = (~y & on).sum(0).astype(np.float64)
+    fn = (y & ~on).sum(0).astype(np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        precision = np.where(tp + fp > 0, tp / (tp + fp), 0.0)
+        recall = np.where(tp + fn > 0, tp / (tp + fn), 0.0)
+        f1 = np.where(2 * tp + fp + fn > 0, 2 * tp / (2 * tp + fp + fn), 0.0)
+    micro_den = 2 * tp.sum() + fp.sum() + fn.sum()
+    return {"macro_f1": float(f1.mean()), "micro_f1": float(2 * tp.sum() / micro_den) if micro_den else 0.0,
+            "macro_precision": float(precision.mean()), "macro_recall": float(recall.mean()),
+            "exact_match": float((y == on).all(1).mean()) if len(y) else float("nan"), "n": int(len(y)),
+            "per_label": {lab: {"precision": float(precision[i]), "recall": float(recall[i]), "f1": float(f1[i]),
+                                "support": int(y[:, i].sum()), "predicted": int(on[:, i].sum())}
+                          for i, lab in enumerate(labels)}}
+
+
+def tune_thresholds(y_true: np.ndarray, scores: np.ndarray, *, grid: Sequence[float] = THRESHOLD_GRID,
+                    default: float = 0.5) -> np.ndarray:
+    """One threshold per label: of `grid`, the one whose decisions `score >= t` give that label the
+    best F1 on these rows (ties: the median of the tied thresholds). A label without a gold row
+    here keeps `default`. Tune on validation rows only."""
+    y = _multi_hot(y_true, scores)
+    scores = np.asarray(scores, dtype=np.float64)
+    grid = np.asarray(grid, dtype=np.float64)
+    out = np.full(y.shape[1], float(default))
+    for j in range(y.shape[1]):
+        gold = y[:, j]
+        if not gold.any():
+            continue
+        on = scores[:, j][:, None] >= grid[None, :]  # [rows, grid]
+        tp = (on & gold[:, None]).sum(0)
+        f1 = 2 * tp / (on.sum(0) + gold.sum())
+        best = np.flatnonzero(f1 >= f1.max() - 1e-12)
+        out[j] = float(np.median(grid[best]))
+    return out
+
+
+def cross_fitted_decisions(y_true: np.ndarray, scores: np.ndarray, *, seed: int = 0,
+                           grid: Sequence[float] = THRESHOLD_GRID) -> tuple[np.ndarray, np.ndarray]:
+    """Decisions [rows, labels] on held-out rows whose thresholds never saw them: the rows are
+    split in two halves at random (`seed`); thresholds tuned on one half decide the other, and the
+    other way round. Returns the decisions and the halves (0/1 per row)."""
+    y = _multi_hot(y_true, scores)
+    scores = np.asarray(scores, dtype=np.float64)
+    half = np.zeros(len(y), dtype=np.int64)
+    half[np.random.default_rng(seed).permutation(len(y))[len(y) // 2:]] = 1
+    on = np.zeros(y.shape, dtype=bool)
+    for h in (0, 1):
+        t = tune_thresholds(y[half != h], scores[half != h], grid=grid)
+        on[half == h] = scores[half == h] >= t
+    return on, half
+
+
+def argmax_accuracy(y_true: np.ndarray, scores: np.ndarray) -> float:
+    """Share of rows whose highest-scoring label is one of their gold labels."""
+    y = _multi_hot(y_true, scores)
+    if not len(y):
+        return float("nan")
+    return float(y[np.arange(len(y)), np.asarray(scores).argmax(1)].mean())

@@ -13,11 +13,11 @@ from dataclasses import dataclass
 import duckdb
 
 from .schema import (
-    ADDED_COLUMNS, CAPTION_TABLES, CRAWL_TABLES, EMOJI_COMMENTS_COLUMNS, HARDENING_COLUMNS, POST_TABLES,
+    ADDED_COLUMNS, CAPTION_TABLES, CRAWL_TABLES, EMOJI_COMMENTS_COLUMNS, EMOTION_TABLES, HARDENING_COLUMNS, POST_TABLES,
     PREDICTION_INPUT_COLUMNS, REGISTRY_COLUMNS, SENTIMENT_TABLES, TABLES, create_table_sql,
 )
 
-__all__ = ["DAILY_SENTIMENT_SQL", "MIGRATIONS", "Migration", "migrate", "schema_version"]
+__all__ = ["DAILY_EMOTIONS_SQL", "DAILY_SENTIMENT_SQL", "MIGRATIONS", "Migration", "migrate", "schema_version"]
 
 # One row per (comment, emote), deduplicated: the same user (mid, else uname) posting the same
 # content (message, else sentence) counts once per emote; the earliest real comment is kept. A row
@@ -68,6 +68,29 @@ SELECT day, entity_kind, label, count(*) AS n,
        count(*) / sum(count(*)) OVER (PARTITION BY day, entity_kind) AS share
 FROM dated WHERE day IS NOT NULL
 GROUP BY day, entity_kind, label
+"""
+
+# Per day, entity kind and emotion, the mean intensity the latest emotions model gives comments
+# (their ctime's UTC day) and posts (their local published_date) as an energy of 0-10 (its score,
+# in [0, 1], times 10), and how many entities it scored.
+DAILY_EMOTIONS_SQL = """
+CREATE OR REPLACE VIEW daily_emotions AS
+WITH model AS (
+    SELECT model_id FROM models WHERE task = 'emotions' ORDER BY version DESC LIMIT 1
+), scored AS (
+    SELECT p.entity_kind, p.entity_id, p.label AS emotion, p.score
+    FROM predictions AS p JOIN model USING (model_id)
+), dated AS (
+    SELECT s.entity_kind, s.entity_id, s.emotion, s.score,
+           CAST(make_timestamp(c.ctime::BIGINT * 1000000) AS DATE) AS day
+    FROM scored AS s JOIN comments AS c ON s.entity_kind = 'comment' AND CAST(c.rpid AS VARCHAR) = s.entity_id
+    UNION ALL
+    SELECT s.entity_kind, s.entity_id, s.emotion, s.score, po.published_date AS day
+    FROM scored AS s JOIN posts AS po ON s.entity_kind = 'post' AND po.post_id = s.entity_id
+)
+SELECT day, entity_kind, emotion, avg(score) * 10 AS mean_energy, count(DISTINCT entity_id) AS n
+FROM dated WHERE day IS NOT NULL
+GROUP BY day, entity_kind, emotion
 """
 
 
@@ -155,6 +178,13 @@ def _captions(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(DAILY_SENTIMENT_SQL)
 
 
+def _emotions(con: duckdb.DuckDBPyConnection) -> None:
+    """Issue 11: GoEmotions texts and their label names, the `daily_emotions` view."""
+    for spec in EMOTION_TABLES:
+        con.execute(create_table_sql(spec))
+    con.execute(DAILY_EMOTIONS_SQL)
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "tables of issue 2 and the emoji_comments view", _initial),
     Migration(2, "crawl passes, emote image state, video sources, cool-downs", _crawling),
@@ -163,6 +193,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(5, "long predictions (model, entity kind, entity, label); models.files", _long_predictions),
     Migration(6, "sentiment_pairs (image + text pairs of the sentiment model)", _sentiment),
     Migration(7, "captions, predictions.text_only, the daily_sentiment view", _captions),
+    Migration(8, "emotion_texts, emotion_labels, the daily_emotions view", _emotions),
 )
 
 

@@ -21,6 +21,7 @@ __all__ = [
     "POST_TABLES",
     "SENTIMENT_TABLES",
     "CAPTION_TABLES",
+    "EMOTION_TABLES",
     "PREDICTION_INPUT_COLUMNS",
     "PUBLISHED",
     "TABLES",
@@ -313,6 +314,35 @@ CAPTION_TABLES: tuple[TableSpec, ...] = (
     ),
 )
 
+# Texts labelled with emotions (GoEmotions, issue 11): created by migration 8.
+EMOTION_TABLES: tuple[TableSpec, ...] = (
+    TableSpec(
+        "emotion_texts",
+        {
+            "source": "VARCHAR",
+            "split": "VARCHAR",
+            "text_id": "VARCHAR",
+            "text": "VARCHAR",
+            "labels": "VARCHAR[]",
+            "file": "VARCHAR",
+            "line": "INTEGER",
+            "imported_at": "TIMESTAMPTZ",
+        },
+        primary_key=("source", "split", "text_id"),
+        keep=("imported_at",),
+        description="Texts with their emotion labels (`emopulse import goemotions`): split train | dev | "
+        "test, labels the names of emotion_labels in label id order; file and line where the row was read.",
+    ),
+    TableSpec(
+        "emotion_labels",
+        {"source": "VARCHAR", "label_id": "INTEGER", "name": "VARCHAR", "imported_at": "TIMESTAMPTZ"},
+        primary_key=("source", "label_id"),
+        keep=("imported_at",),
+        description="The label names of a source of emotion_texts in labels.txt's order (label_id from 0), "
+        "the order an emotion model's outputs follow.",
+    ),
+)
+
 # Columns migration 7 appends: whether a prediction saw only the text of an image + text input.
 PREDICTION_INPUT_COLUMNS: dict[str, tuple[str, ...]] = {"predictions": ("text_only",)}
 
@@ -505,15 +535,17 @@ TABLES: dict[str, TableSpec] = {
         *POST_TABLES,
         *SENTIMENT_TABLES,
         *CAPTION_TABLES,
+        *EMOTION_TABLES,
     )
 }
 
 # Tables and views readers get as Parquet snapshots (and catalog views), in this order.
-PUBLISHED: tuple[str, ...] = (*TABLES, "emoji_comments", "daily_sentiment")
+PUBLISHED: tuple[str, ...] = (*TABLES, "emoji_comments", "daily_sentiment", "daily_emotions")
 
 # A published view is re-exported whenever one of the tables it reads changed.
 DERIVED_FROM: dict[str, tuple[str, ...]] = {"emoji_comments": ("comments", "comment_emotes"),
-                                            "daily_sentiment": ("predictions", "models", "comments", "posts")}
+                                            "daily_sentiment": ("predictions", "models", "comments", "posts"),
+                                            "daily_emotions": ("predictions", "models", "comments", "posts")}
 
 
 def table(name: str) -> TableSpec:

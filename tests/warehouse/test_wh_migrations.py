@@ -55,7 +55,7 @@ def test_migration_6_adds_sentiment_pairs_to_a_version_5_warehouse(tmp_path) -> 
     migrate(con, [m for m in MIGRATIONS if m.version <= 5])
     con.execute("DROP TABLE sentiment_pairs")  # migration 1 builds today's tables: make it a true v5
     assert schema_version(con) == 5
-    assert migrate(con) == [6, 7]
+    assert migrate(con) == [6, 7, 8]
     con.execute("INSERT INTO sentiment_pairs (source, guid, label) VALUES ('s', '1', 'positive')")
     with pytest.raises(duckdb.ConstraintException):
         con.execute("INSERT INTO sentiment_pairs (source, guid, label) VALUES ('s', '1', 'negative')")
@@ -75,7 +75,7 @@ def test_migration_7_adds_captions_text_only_and_daily_sentiment_to_a_version_6_
     con.execute("INSERT INTO predictions (model_id, entity_kind, entity_id, label, score, rank) VALUES "
                 "('s1', 'comment', '7', 'positive', 0.9, 1), ('s1', 'comment', '7', 'neutral', 0.1, 2)")
     assert schema_version(con) == 6
-    assert migrate(con) == [7]
+    assert migrate(con) == [7, 8]
     assert con.execute("SELECT entity_id, label, text_only FROM predictions ORDER BY rank").fetchall() == [
         ("7", "positive", None), ("7", "neutral", None)]  # carried over, not known to be text-only
     assert con.execute("SELECT day::VARCHAR, entity_kind, label, n, share FROM daily_sentiment").fetchall() == [

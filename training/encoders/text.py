@@ -17,7 +17,7 @@ from torch import nn
 
 from .tokenizers import TextTokenizer
 
-__all__ = ["TextEncoder", "embed_texts", "mean_pool"]
+__all__ = ["TextEncoder", "embed_texts", "mean_pool", "tunable_copy"]
 
 
 def mean_pool(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -70,6 +70,22 @@ class TextEncoder(nn.Module):
         out = self.backbone(input_ids=input_ids, attention_mask=attention_mask, output_hidden_states=layers > 1)
         hidden = out.last_hidden_state if layers == 1 else torch.stack(out.hidden_states[-layers:]).mean(dim=0)
         return mean_pool(hidden, attention_mask)
+
+
+def tunable_copy(encoder: TextEncoder, layers: int) -> TextEncoder:
+    """A copy of `encoder` whose top `layers` transformer layers train; the rest stays frozen."""
+    import copy
+
+    tuned = copy.deepcopy(encoder)
+    for p in tuned.parameters():
+        p.requires_grad_(False)
+    blocks = tuned.backbone.encoder.layer
+    if not 0 < layers <= len(blocks):
+        raise ValueError(f"finetune_layers must be in 1..{len(blocks)} (the encoder's layers), not {layers}")
+    for block in blocks[len(blocks) - layers:]:
+        for p in block.parameters():
+            p.requires_grad_(True)
+    return tuned
 
 
 def embed_texts(encoder: TextEncoder, tokenizer: TextTokenizer, texts: Sequence[str], *,

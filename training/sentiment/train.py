@@ -45,7 +45,7 @@ import torch.nn.functional as F
 
 from ..baselines import late_fusion, logreg_classifier, majority_classifier, tfidf_classifier
 from ..encoders.image import ImageBackbone, ImageEncoder, default_weights
-from ..encoders.text import TextEncoder
+from ..encoders.text import TextEncoder, tunable_copy
 from ..encoders.tokenizers import TextTokenizer
 from ..checkpoint import save_checkpoint
 from ..evaluation import mean_sd
@@ -356,7 +356,7 @@ def fit_model(data: Data, train: Rows, val: np.ndarray, cfg: TrainConfig, *, out
     device = pick_device(cfg.device)
     model_args = {**_model_fields(cfg), "text_dim": int(data.encoder.dim), "image_dim": int(data.image.shape[1])}
     head = FusionHead(SentimentConfig(**model_args)).to(device)
-    encoder = _tunable(data.encoder, cfg.finetune_layers).to(device) if cfg.finetune_layers else None
+    encoder = tunable_copy(data.encoder, cfg.finetune_layers).to(device) if cfg.finetune_layers else None
     counts = np.bincount(train.y.numpy(), minlength=len(LABELS))
     loss_fn = class_loss(cfg.loss, counts.tolist(), beta=cfg.cb_beta, gamma=cfg.focal_gamma,
                          momentum=cfg.acb_momentum, margin=cfg.acb_margin,
@@ -438,20 +438,6 @@ def fit_members(data: Data, train: Rows, val: np.ndarray, cfg: TrainConfig, *, s
 
 def _no_decay(name: str) -> bool:
     return name.endswith("bias") or "norm" in name or name in ("no_image", "no_text", "query", "kind")
-
-
-def _tunable(encoder: TextEncoder, layers: int) -> TextEncoder:
-    """A copy of the encoder whose top `layers` transformer layers train; the rest stays frozen."""
-    tuned = copy.deepcopy(encoder)
-    for p in tuned.parameters():
-        p.requires_grad_(False)
-    blocks = tuned.backbone.encoder.layer
-    if layers > len(blocks):
-        raise ValueError(f"finetune_layers {layers} > the encoder's {len(blocks)} layers")
-    for block in blocks[len(blocks) - layers:]:
-        for p in block.parameters():
-            p.requires_grad_(True)
-    return tuned
 
 
 def _text_batch(data: Data, rows: Rows, batch: np.ndarray, encoder: TextEncoder | None,
