@@ -126,8 +126,12 @@ def fit(model: nn.Module, *, groups: Sequence[ParamGroup], batches: Callable[[in
 
     # -- optimiser: one group per part, each with its own lr; warm-up then cosine -------------------
     groups = [g for g in groups if len(g.params)]
+    params = [p for g in groups for p in g.params]
+    # the fused kernel (one pass over all parameters) where every parameter allows it: on the CPU
+    # it is several times faster for large embeddings, with the same update
+    fused = all(p.dtype in (torch.float32, torch.float64) and p.device.type in ("cpu", "cuda") for p in params)
     optimizer = torch.optim.AdamW([{"params": list(g.params), "lr": g.lr, "weight_decay": g.weight_decay,
-                                    "name": g.name} for g in groups])
+                                    "name": g.name} for g in groups], fused=fused or None)
     total = config.epochs * max(1, steps_per_epoch)
     warmup = max(1, round(config.warmup_frac * total))
     scheduler = torch.optim.lr_scheduler.LambdaLR(
@@ -167,7 +171,7 @@ def fit(model: nn.Module, *, groups: Sequence[ParamGroup], batches: Callable[[in
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 if config.grad_clip:
-                    torch.nn.utils.clip_grad_norm_([p for g in groups for p in g.params], config.grad_clip)
+                    torch.nn.utils.clip_grad_norm_(params, config.grad_clip)
                 optimizer.step()
                 scheduler.step()
                 global_step += 1

@@ -12,9 +12,10 @@ two ways. Each preprocessor knows
 * `length(record)`: a sort key, so scoring batches records of similar length;
 * `to_dict()` / `save(folder)` and `load_preprocessor(folder)`.
 
-Kinds: `text` (a tokenizer, optionally removing emote tokens first), `image` (RGB, resize, centre
-crop, normalise), `image_text` (both: a post), `sequence` (a [days, features] float matrix with a
-mask: the trend windows).
+Kinds: `text` (a tokenizer, optionally removing emote tokens first), `text_ngrams` (the same text
+through a second, hashed n-gram tokenizer too: a model with a lexical side), `image` (RGB, resize,
+centre crop, normalise), `image_text` (both: a post), `sequence` (a [days, features] float matrix
+with a mask: the trend windows).
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from typing import Any, ClassVar, Protocol
 
 import numpy as np
 
-from .encoders.tokenizers import Tokenizer, bundle_tokenizer, tokenizer_from_dict
+from .encoders.tokenizers import HashedNgramTokenizer, Tokenizer, bundle_tokenizer, tokenizer_from_dict
 
 __all__ = [
     "PREPROCESSOR_FILE",
@@ -37,6 +38,7 @@ __all__ = [
     "ImageTextPreprocessor",
     "Preprocessor",
     "SequencePreprocessor",
+    "TextNgramPreprocessor",
     "TextPreprocessor",
     "image_pixels",
     "image_problem",
@@ -154,6 +156,55 @@ class TextPreprocessor:
         """Write `preprocessor.json`, with a transformers tokenizer's files beside it."""
         bundled = bundle_tokenizer(self.tokenizer, folder)
         return _write(folder, {**self.to_dict(), "tokenizer": bundled.to_dict()})
+
+
+@dataclass(frozen=True)
+class TextNgramPreprocessor:
+    """Texts → the text preprocessor's `input_ids`, `attention_mask`, and the same cleaned texts'
+    hashed n-grams as `ngram_ids`, `ngram_mask` [batch, ngrams] (`HashedNgramTokenizer`): for a
+    model that reads a pretrained encoder's vector and a bag of n-grams side by side."""
+
+    text: TextPreprocessor
+    ngrams: HashedNgramTokenizer
+    kind: ClassVar[str] = "text_ngrams"
+
+    @property
+    def tokenizer(self) -> Tokenizer:
+        return self.text.tokenizer
+
+    @property
+    def input_names(self) -> tuple[str, ...]:
+        return (*self.text.input_names, "ngram_ids", "ngram_mask")
+
+    @property
+    def dynamic_axes(self) -> dict[str, dict[int, str]]:
+        return {**self.text.dynamic_axes, "ngram_ids": {0: "batch", 1: "ngrams"}, "ngram_mask": {0: "batch", 1: "ngrams"}}
+
+    def texts(self, records: Sequence[Any]) -> list[str]:
+        return self.text.texts(records)
+
+    def encode(self, records: Sequence[Any]) -> dict[str, np.ndarray]:
+        cleaned = self.text.texts(records)
+        ids, mask = self.text.tokenizer.encode(cleaned)
+        ngram_ids, ngram_mask = self.ngrams.encode(cleaned)
+        return {"input_ids": ids, "attention_mask": mask, "ngram_ids": ngram_ids, "ngram_mask": ngram_mask}
+
+    def sample_inputs(self) -> dict[str, np.ndarray]:
+        return self.encode(["导出样例 sample text", "第二个例子，长一点的句子"])
+
+    def parity_inputs(self) -> list[dict[str, np.ndarray]]:
+        return [self.encode(list(PARITY_TEXTS[:5])), self.encode([PARITY_TEXTS[3]]),
+                self.encode(list(PARITY_TEXTS[4:]))]
+
+    def length(self, record: Any) -> int:
+        return self.text.length(record)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, "text": self.text.to_dict(), "ngrams": self.ngrams.to_dict()}
+
+    def save(self, folder: str | Path) -> Path:
+        bundled = bundle_tokenizer(self.text.tokenizer, folder)
+        return _write(folder, {**self.to_dict(), "text": {**self.text.to_dict(), "tokenizer": bundled.to_dict()}})
 
 
 # -- images -----------------------------------------------------------------------------------------
@@ -391,6 +442,13 @@ def preprocessor_from_dict(data: Mapping[str, Any], folder: str | Path | None = 
     kind = data.get("kind")
     if kind == TextPreprocessor.kind:
         return TextPreprocessor(_tokenizer_in(folder, data["tokenizer"]), clean=data.get("clean", "none"))
+    if kind == TextNgramPreprocessor.kind:
+        text = data["text"]
+        ngrams = tokenizer_from_dict(data["ngrams"])
+        if not isinstance(ngrams, HashedNgramTokenizer):
+            raise ValueError(f"a text_ngrams preprocessor needs a hashed n-gram tokenizer, not {ngrams.kind!r}")
+        return TextNgramPreprocessor(TextPreprocessor(_tokenizer_in(folder, text["tokenizer"]),
+                                                      clean=text.get("clean", "none")), ngrams)
     if kind == ImagePreprocessor.kind:
         return ImagePreprocessor(**{k: v for k, v in data.items() if k != "kind"})
     if kind == ImageTextPreprocessor.kind:

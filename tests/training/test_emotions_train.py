@@ -113,7 +113,7 @@ def test_the_protocol_reports_every_method_and_ships_a_quantised_thresholded_hea
     assert m["registered"] == "B" and set(m["evaluations"]) == {"B", "A_bce", "A_mse", "tfidf"}
     for method, views in m["evaluations"].items():
         assert set(views) == {"emotions", "ekman", "sentiment"}, method
-        assert set(views["emotions"]) == {"dev_cross_fitted", "test"}
+        assert set(views["emotions"]) == {"dev_cross_fitted", "test", "shrink"}
     assert m["evaluations"]["B"]["ekman"]["dev_cross_fitted"]["n"] == 90
     assert 0 <= m["dev_macro_f1"] <= 1 and "tfidf_dev_macro_f1" in m and "A_mse_test_macro_f1" in m
     assert m["tfidf_dev_macro_f1"] > 0.3  # the cue words are easy for TF-IDF: the baseline really runs
@@ -131,12 +131,18 @@ def test_the_module_computes_what_training_saw(trained, tiny_encoder: Path) -> N
     result, rows = trained
     assert isinstance(result.module.head, EnsembleHead)
     texts = rows["text"].tolist()[:6]
+    assert result.preprocessor.kind == "text_ngrams"  # e5's ids and the hashed n-grams
     feeds = {k: torch.from_numpy(v) for k, v in result.preprocessor.encode(texts).items()}
+    assert list(feeds) == ["input_ids", "attention_mask", "ngram_ids", "ngram_mask"]
     with torch.no_grad():
         logits = result.module(**feeds)
-        features = result.module.text_encoder(**feeds)
-        members = torch.stack([torch.sigmoid(h(features)) for h in result.module.head.heads]).mean(0)
+        features = result.module.text_encoder(feeds["input_ids"], feeds["attention_mask"])
+        members = torch.stack([torch.sigmoid(h(features, feeds["ngram_ids"], feeds["ngram_mask"]))
+                               for h in result.module.head.heads]).mean(0)
+        deep_only = result.module.head.heads[0].out(result.module.head.heads[0].body(features))
     assert logits.shape == (6, 28)
+    assert not torch.allclose(deep_only, result.module.head.heads[0](features, feeds["ngram_ids"],
+                                                                      feeds["ngram_mask"]))  # the words count
     assert torch.allclose(torch.sigmoid(logits), members, atol=1e-5)  # the members' mean intensity
 
 

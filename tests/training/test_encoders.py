@@ -40,6 +40,16 @@ def test_hashed_ngram_encode_pads_masks_and_truncates() -> None:
     assert mask[1].sum() == mask[3].sum() == 0 and mask[2].sum() == 4
 
 
+def test_word_and_in_word_character_ngrams_are_options_that_leave_the_default_alone(tmp_path) -> None:
+    tok = HashedNgramTokenizer(min_n=2, max_n=3, char_wb=1, word_max_n=2)
+    assert tok.ngrams("Big  cat!") == [" b", " bi", "bi", "big", "ig", "ig ", "g ",  # each word padded
+                                       " c", " ca", "ca", "cat", "at", "at!", "t!", "t! ", "! ",
+                                       "\x01big", "\x01big cat", "\x01cat"]  # then words, kept apart
+    assert HashedNgramTokenizer().ngrams("Ab c") == ["a", "ab", "ab ", "b", "b ", "b c", " ", " c", "c"]
+    wide = HashedNgramTokenizer(buckets=1000, min_n=2, max_n=5, char_wb=1, word_max_n=2, max_len=50)
+    assert load_tokenizer(save_tokenizer(wide, tmp_path / "w.json")) == wide
+
+
 def test_tokenizers_round_trip_through_their_file(tmp_path, tiny_encoder) -> None:
     hashed = HashedNgramTokenizer(buckets=1000, max_len=9)
     assert load_tokenizer(save_tokenizer(hashed, tmp_path / "h.json")) == hashed

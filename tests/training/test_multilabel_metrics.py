@@ -58,3 +58,39 @@ def test_argmax_accuracy_and_quantisation():
     got = quantize_intensity(np.array([1.2, 1.0, 0.999, 0.456, 0.01, 0.009999, 0.005, -0.3, np.nan]))
     assert got[:8].tolist() == [1.0, 1.0, 1.0, 0.46, 0.01, 0.0, 0.0, 0.0]
     assert np.isnan(got[8])
+
+
+def test_shrinking_pulls_thresholds_towards_the_one_best_for_all_labels():
+    gold = np.array([[1, 1], [1, 0], [0, 0], [0, 0]])
+    scores = np.array([[0.9, 0.3], [0.6, 0.1], [0.4, 0.2], [0.1, 0.05]])
+    grid = [0.2, 0.5, 0.8]
+    # label 0: F1 0.8 / 1.0 / 0.667 -> 0.5; label 1: 0.667 / 0 / 0 -> 0.2; their mean is best at 0.2
+    assert tune_thresholds(gold, scores, grid=grid).tolist() == [0.5, 0.2]
+    # shrink 2: label 0 (2 gold rows) (2 * 0.5 + 2 * 0.2) / 4 = 0.35; label 1 stays at 0.2
+    assert tune_thresholds(gold, scores, grid=grid, shrink=2).tolist() == [0.35, 0.2]
+
+
+def test_auto_shrink_is_chosen_on_the_tuning_half_only(monkeypatch: pytest.MonkeyPatch):
+    import emopulse.training.metrics as metrics
+
+    rng = np.random.default_rng(5)
+    gold = (rng.random((120, 3)) < 0.2).astype(int)
+    scores = np.clip(gold * 0.3 + rng.random((120, 3)) * 0.7, 0, 1)
+    seen: list[int] = []
+    real = metrics.choose_shrink
+
+    def spy(y, s, **kw):
+        seen.append(len(y))
+        rows = {tuple(r) for r in np.asarray(s).round(6).tolist()}
+        halves.append(rows)
+        return real(y, s, **kw)
+
+    halves: list[set] = []
+    monkeypatch.setattr(metrics, "choose_shrink", spy)
+    on, half = metrics.cross_fitted_decisions(gold, scores, seed=2, shrink="auto")
+    assert seen == [60, 60]
+    for h, rows in zip((0, 1), halves, strict=True):  # the half decided first was tuned on the other
+        other = {tuple(r) for r in scores[half != h].round(6).tolist()}
+        assert rows == other
+    chosen = real(gold, scores, shrinks=(0.0, 1e9))
+    assert chosen in (0.0, 1e9)  # one of the grid's values

@@ -13,7 +13,9 @@ The method (Expansion Quantization Network, arXiv 2411.06160), with its leak clo
 3. **Model B** learns these soft labels, its epoch chosen on dev against the gold.
 4. **Quantisation**: intensities above 1 → 1, below 0.01 → 0, else two decimals; energy = 10 x.
 5. **Decisions**: one threshold per emotion, the F1-best on dev (never on test), over quantised
-   intensities, turns intensities into labels.
+   intensities, turns intensities into labels; each is shrunk towards the one threshold best for
+   all emotions by its number of gold dev texts (`threshold_shrink`), so a rare emotion's noisy
+   optimum does not decide alone.
 
 Figures: macro-F1 over the emotions (primary), micro-F1, per-emotion F1, argmax accuracy, and the
 same for GoEmotions' Ekman and sentiment groupings (a group's intensity is its members' maximum).
@@ -41,11 +43,11 @@ import torch
 from ..baselines import tfidf_multilabel
 from ..checkpoint import save_checkpoint
 from ..encoders.text import TextEncoder, tunable_copy
-from ..encoders.tokenizers import TextTokenizer
+from ..encoders.tokenizers import HashedNgramTokenizer, TextTokenizer
 from ..features import encoder_fingerprint, text_features
 from ..loop import FitResult, LoopConfig, ParamGroup, config_dict, fit, pick_device, torch_threads
-from ..metrics import argmax_accuracy, cross_fitted_decisions, multilabel_metrics, tune_thresholds
-from ..preprocess import TextPreprocessor
+from ..metrics import argmax_accuracy, choose_shrink, cross_fitted_decisions, multilabel_metrics, tune_thresholds
+from ..preprocess import TextNgramPreprocessor, TextPreprocessor
 from ..report import eval_summary_markdown, markdown_table, write_json
 from ..result import Head, TrainResult, quantize_intensity
 from .model import LOSSES, EmotionConfig, EmotionHead, EmotionModel, EnsembleHead, intensity_loss
@@ -91,11 +93,20 @@ class TrainConfig:
     hidden_dim: int = 512
     layers: int = 1
     dropout: float = 0.2
-    ensemble: int = 1  # B's heads from seeds seed, seed+1, ...; their intensities averaged
+    # the wide side: hashed n-grams of the cleaned text (0 buckets: none); char_wb n-grams + word n-grams
+    ngram_buckets: int = 1 << 18
+    ngram_min_n: int = 2
+    ngram_max_n: int = 5
+    ngram_word_max_n: int = 2
+    ngram_max_len: int = 1024
+    ensemble: int = 1  # heads of B (and of A with the same loss) from seeds seed, seed+1, ...; intensities averaged
     # the method
     loss: str = "bce"  # of A and B ("mse" is the seed's; the report trains A with both)
     expansion: str = "oof"  # "oof": B on out-of-fold soft labels; "none": the registered model is A
     expansion_folds: int = 5
+    # what chooses B's epoch on dev: its loss against the gold punishes learning the soft labels, so
+    # the dev macro-F1 (thresholds tuned on dev) by default; A's epoch: its dev loss
+    monitor_b: str = "macro_f1_dev_tuned"
     dev_frac: float = 0.1  # without a dev split, this share of train (by seed) is dev, and said so
     # optimisation (training/loop.py)
     epochs: int = 20
@@ -112,11 +123,12 @@ class TrainConfig:
     tfidf: bool = True
     tfidf_cs: tuple[float, ...] = (1.0, 4.0, 16.0)
     split_seed: int = 0  # the halves of dev the thresholds are cross-fitted over
+    threshold_shrink: float | str = "auto"  # thresholds pulled towards one for all emotions; "auto": chosen on dev
     quality_records: int = 200
     embed_batch_size: int = 64
 
 
-CHOICES = {"loss": LOSSES, "expansion": ("oof", "none"), "text_clean": ("none", "social", "strip_emotes"),
+CHOICES = {"loss": LOSSES, "expansion": ("oof", "none"), "monitor_b": ("loss", "macro_f1_dev_tuned"), "text_clean": ("none", "social", "strip_emotes"),
            "text_pooling": ("mean", "last4")}
 
 PROFILES: dict[str, dict[str, Any]] = {
@@ -126,7 +138,7 @@ PROFILES: dict[str, dict[str, Any]] = {
     "gpu": {"finetune_layers": 4, "epochs": 6, "patience": 2, "batch_size": 32, "threads": None},
     # small and quick: 2 expansion folds, a narrow head, few epochs
     "light": {"expansion_folds": 2, "hidden_dim": 64, "epochs": 6, "patience": 2, "quality_records": 50,
-              "tfidf_cs": (4.0,)},
+              "tfidf_cs": (4.0,), "ngram_buckets": 1 << 12, "ngram_max_len": 256},
 }
 
 
@@ -138,8 +150,10 @@ def check_config(cfg: TrainConfig) -> TrainConfig:
     if cfg.expansion_folds < 2 or cfg.epochs < 1 or cfg.batch_size < 1 or cfg.ensemble < 1:
         raise ValueError(f"need expansion_folds >= 2, epochs >= 1, batch_size >= 1 and ensemble >= 1 (got "
                          f"{cfg.expansion_folds}, {cfg.epochs}, {cfg.batch_size}, {cfg.ensemble})")
-    if not 0 < cfg.dev_frac < 1 or not 0 <= cfg.dropout < 1:
-        raise ValueError(f"dev_frac must be in (0, 1) and dropout in [0, 1) (got {cfg.dev_frac}, {cfg.dropout})")
+    if not 0 < cfg.dev_frac < 1 or not 0 <= cfg.dropout < 1 or (cfg.threshold_shrink != "auto" and (
+            not isinstance(cfg.threshold_shrink, int | float) or cfg.threshold_shrink < 0)):
+        raise ValueError(f"dev_frac must be in (0, 1), dropout in [0, 1) and threshold_shrink auto or >= 0 (got "
+                         f"{cfg.dev_frac}, {cfg.dropout}, {cfg.threshold_shrink})")
     if cfg.finetune_layers < 0 or (cfg.finetune_layers and cfg.ensemble > 1):
         raise ValueError(f"finetune_layers must be >= 0, and ensemble 1 when fine-tuning (got {cfg.finetune_layers}, "
                          f"{cfg.ensemble})")
@@ -156,7 +170,15 @@ def profile_config(profile: str = "cpu", **overrides: Any) -> TrainConfig:
 
 
 def _model_fields(cfg: TrainConfig) -> dict[str, Any]:
-    return {"hidden_dim": cfg.hidden_dim, "layers": cfg.layers, "dropout": cfg.dropout}
+    return {"hidden_dim": cfg.hidden_dim, "layers": cfg.layers, "dropout": cfg.dropout,
+            "ngram_buckets": cfg.ngram_buckets}
+
+
+def _ngram_tokenizer(cfg: TrainConfig) -> HashedNgramTokenizer | None:
+    if not cfg.ngram_buckets:
+        return None
+    return HashedNgramTokenizer(buckets=cfg.ngram_buckets, min_n=cfg.ngram_min_n, max_n=cfg.ngram_max_n,
+                                max_len=cfg.ngram_max_len, char_wb=1, word_max_n=cfg.ngram_word_max_n)
 
 
 # -- data: texts cleaned as scoring cleans them, the multi-hot gold, frozen features -------------------
@@ -170,14 +192,16 @@ class Data:
     y: np.ndarray  # float32 [N, labels]
     splits: dict[str, np.ndarray]  # "train", "dev" (and "test" when imported): row indices
     features: torch.Tensor | None  # [N, dim] frozen-encoder vectors (None when fine-tuning)
-    preprocessor: TextPreprocessor
+    ngrams: list[np.ndarray] | None  # per text its hashed n-gram ids (None: no wide side)
+    preprocessor: TextPreprocessor | TextNgramPreprocessor
     encoder: TextEncoder
     prepared: dict[str, Any]
     dev_from_train: bool = False  # no dev split was imported: dev was carved out of train
     seconds: dict[str, float] = field(default_factory=dict)
 
 
-PREPARED = ("text_encoder_path", "text_prefix", "text_pooling", "text_clean", "max_len", "finetune_layers")
+PREPARED = ("text_encoder_path", "text_prefix", "text_pooling", "text_clean", "max_len", "finetune_layers",
+            "ngram_buckets", "ngram_min_n", "ngram_max_n", "ngram_word_max_n", "ngram_max_len")
 
 
 def _prepared(cfg: TrainConfig) -> dict[str, Any]:
@@ -228,9 +252,12 @@ def prepare_data(rows: pd.DataFrame, labels: Sequence[str], cfg: TrainConfig, *,
         log.warning("%s: no dev split: %d training texts (%.0f%%) are dev", NAME, cut, 100 * cfg.dev_frac)
     splits = {s: idx for s, idx in splits.items() if idx.size}
     tokenizer = _tokenizer(cfg)
-    preprocessor = TextPreprocessor(tokenizer, clean=cfg.text_clean)
+    text_pre = TextPreprocessor(tokenizer, clean=cfg.text_clean)
+    ngram_tokenizer = _ngram_tokenizer(cfg)
+    preprocessor = text_pre if ngram_tokenizer is None else TextNgramPreprocessor(text_pre, ngram_tokenizer)
     raw = rows["text"].fillna("").astype(str)
-    cleaned = preprocessor.texts(raw.tolist())
+    cleaned = text_pre.texts(raw.tolist())
+    ngrams = None if ngram_tokenizer is None else [np.asarray(ngram_tokenizer.ids(t), np.int64) for t in cleaned]
     texts = pd.DataFrame({"source": rows["source"] if "source" in rows else "", "split": rows["split"],
                           "text_id": rows["text_id"].astype(str), "text": cleaned, "raw": raw})
     encoder = TextEncoder.from_pretrained(cfg.text_encoder_path, pooling=cfg.text_pooling)
@@ -239,7 +266,7 @@ def prepare_data(rows: pd.DataFrame, labels: Sequence[str], cfg: TrainConfig, *,
         root = None if cache_dir is None else Path(cache_dir) / "features"
         features = torch.from_numpy(text_features(encoder, tokenizer, cleaned, root=root,
                                                   batch_size=cfg.embed_batch_size, progress=progress))
-    data = Data(texts=texts, labels=labels, y=y, splits=splits, features=features, preprocessor=preprocessor,
+    data = Data(texts=texts, labels=labels, y=y, splits=splits, features=features, ngrams=ngrams, preprocessor=preprocessor,
                 encoder=encoder, prepared=_prepared(cfg), dev_from_train=dev_from_train)
     data.seconds["prepare"] = round(time.perf_counter() - started, 1)
     log.info("%s: %s texts, %d labels", NAME, {s: int(i.size) for s, i in splits.items()}, len(labels))
@@ -248,12 +275,13 @@ def prepare_data(rows: pd.DataFrame, labels: Sequence[str], cfg: TrainConfig, *,
 
 # -- one fit: the step and validation around the shared loop -------------------------------------------
 def fit_head(data: Data, rows: np.ndarray, target: np.ndarray, cfg: TrainConfig, *, val: np.ndarray | None = None,
-             stop_after: int | None = None, out_dir: Path | None = None, progress: bool = False,
-             label: str = NAME) -> tuple[EmotionHead, TextEncoder | None, FitResult]:
+             monitor: str = "loss", stop_after: int | None = None, out_dir: Path | None = None,
+             progress: bool = False, label: str = NAME) -> tuple[EmotionHead, TextEncoder | None, FitResult]:
     """Train a head (and, fine-tuning, the encoder's top layers) on the texts `rows` (Data indices)
     towards `target` [len(rows), labels] (gold or soft), with `cfg.loss`, early-stopping on the
-    loss against the gold of `val` (default: dev). Returns head and tuned encoder (None when
-    frozen) at their best epoch, in eval mode, and the loop's result."""
+    `monitor` (the loss against the gold of `val`, default dev, or its macro-F1 with thresholds
+    tuned on it). Returns head and tuned encoder (None when frozen) at their best epoch, in eval
+    mode, and the loop's result."""
     if _prepared(cfg) != data.prepared:
         changed = sorted(k for k, v in _prepared(cfg).items() if data.prepared.get(k) != v)
         raise ValueError(f"the data were prepared with other {changed}: prepare_data again with this config")
@@ -277,7 +305,7 @@ def fit_head(data: Data, rows: np.ndarray, target: np.ndarray, cfg: TrainConfig,
             yield order[start:start + cfg.batch_size]
 
     def step(batch: np.ndarray):
-        logits = head(_text_batch(data, rows[batch], encoder, device))
+        logits = head(_text_batch(data, rows[batch], encoder, device), *_ngram_batch(data, rows[batch], device))
         return intensity_loss(cfg.loss, logits, target_t[torch.from_numpy(batch)].to(device))
 
     def validate() -> dict[str, float]:
@@ -293,7 +321,8 @@ def fit_head(data: Data, rows: np.ndarray, target: np.ndarray, cfg: TrainConfig,
               ParamGroup("text_encoder", [p for p in encoder.parameters() if p.requires_grad] if encoder else [],
                          cfg.lr_text_encoder, cfg.weight_decay)]
     loop = LoopConfig(epochs=cfg.epochs, stop_after=stop_after, warmup_frac=cfg.warmup_frac, grad_clip=cfg.grad_clip,
-                      amp=cfg.amp, monitor="loss", mode="min", patience=cfg.patience, save_optimizer=encoder is None)
+                      amp=cfg.amp, monitor=monitor, mode="min" if monitor == "loss" else "max", patience=cfg.patience,
+                      save_optimizer=encoder is None)
     modules = torch.nn.ModuleDict({"head": head, **({"text_encoder": encoder} if encoder is not None else {})})
     result = fit(modules, groups=groups, batches=batches, steps_per_epoch=math.ceil(len(rows) / cfg.batch_size),
                  step=step, validate=validate if val.size else None, config=loop, out_dir=out_dir,
@@ -314,6 +343,18 @@ def _text_batch(data: Data, idx: np.ndarray, encoder: TextEncoder | None, device
     return enc(torch.from_numpy(ids).to(device), torch.from_numpy(mask).to(device))
 
 
+def _ngram_batch(data: Data, idx: np.ndarray, device: torch.device) -> tuple[torch.Tensor, torch.Tensor] | tuple[()]:
+    """The texts' n-gram ids and mask, padded to the batch's longest (nothing without a wide side)."""
+    if data.ngrams is None:
+        return ()
+    grams = [data.ngrams[i] for i in np.asarray(idx, dtype=np.int64)]
+    ids = np.zeros((len(grams), max([1, *(len(g) for g in grams)])), np.int64)
+    for i, g in enumerate(grams):
+        ids[i, :len(g)] = g
+    t = torch.from_numpy(ids)
+    return t.to(device), (t > 0).long().to(device)
+
+
 @torch.no_grad()
 def predict_rows(head: torch.nn.Module, encoder: TextEncoder | None, data: Data, idx: np.ndarray, *,
                  device: torch.device | str | None = None, batch_size: int = 512) -> np.ndarray:
@@ -321,7 +362,8 @@ def predict_rows(head: torch.nn.Module, encoder: TextEncoder | None, data: Data,
     device = torch.device(device) if device is not None else next(head.parameters()).device
     head.eval()
     idx = np.asarray(idx, dtype=np.int64)
-    out = [torch.sigmoid(head(_text_batch(data, idx[s:s + batch_size], encoder, device)).float()).cpu().numpy()
+    out = [torch.sigmoid(head(_text_batch(data, idx[s:s + batch_size], encoder, device),
+                              *_ngram_batch(data, idx[s:s + batch_size], device)).float()).cpu().numpy()
            for s in range(0, len(idx), batch_size)]
     return np.concatenate(out) if out else np.zeros((0, len(data.labels)), np.float32)
 
@@ -346,11 +388,11 @@ class Fitted:
 
 
 def fit_members(data: Data, rows: np.ndarray, target: np.ndarray, cfg: TrainConfig, *, members: int = 1,
-                progress: bool = False, label: str = NAME) -> Fitted:
+                monitor: str = "loss", progress: bool = False, label: str = NAME) -> Fitted:
     heads, fits, encoder = [], [], None
     for j in range(members):
-        head, encoder, result = fit_head(data, rows, target, replace(cfg, seed=cfg.seed + j), progress=progress,
-                                         label=label if members == 1 else f"{label} member {j + 1}")
+        head, encoder, result = fit_head(data, rows, target, replace(cfg, seed=cfg.seed + j), monitor=monitor,
+                                         progress=progress, label=label if members == 1 else f"{label} member {j + 1}")
         heads.append(head)
         fits.append(result)
     return Fitted(heads=heads, encoder=encoder, fits=fits)
@@ -419,15 +461,17 @@ def evaluate(data: Data, scores: Mapping[str, np.ndarray], cfg: TrainConfig) -> 
             views[name] = (lambda s, g, grouping=grouping: group_scores(s, g, data.labels, grouping))
     for name, view in views.items():
         s_dev, g_dev, names = view(dev, gold_dev)
-        on, _ = cross_fitted_decisions(g_dev, s_dev, seed=cfg.split_seed)
+        on, _ = cross_fitted_decisions(g_dev, s_dev, seed=cfg.split_seed, shrink=cfg.threshold_shrink)
         figures = {"dev_cross_fitted": {**multilabel_metrics(g_dev, on, labels=names),
                                         "argmax_accuracy": argmax_accuracy(g_dev, s_dev)}}
-        thresholds = tune_thresholds(g_dev, s_dev)
+        shrink = choose_shrink(g_dev, s_dev) if cfg.threshold_shrink == "auto" else float(cfg.threshold_shrink)
+        thresholds = tune_thresholds(g_dev, s_dev, shrink=shrink)
         if test is not None:
             s_test, g_test, _ = view(test, gold_test)
             figures["test"] = {**multilabel_metrics(g_test, s_test >= thresholds, labels=names),
                                "argmax_accuracy": argmax_accuracy(g_test, s_test)}
         figures["thresholds"] = {n: float(t) for n, t in zip(names, thresholds, strict=True)}
+        figures["shrink"] = shrink
         out[name] = figures
     out["thresholds"] = [out["emotions"]["thresholds"][n] for n in data.labels]
     return out
@@ -463,8 +507,9 @@ def _train(rows: pd.DataFrame, labels: Sequence[str], *, out_dir: Path, cfg: Tra
     losses = [cfg.loss] + ([m for m in LOSSES if m != cfg.loss] if cfg.compare_losses else [])
     fitted_a: dict[str, Fitted] = {}
     for loss in losses:
-        fitted_a[loss] = timed(f"A_{loss}", lambda loss=loss: fit_members(
-            data, train, data.y[train], replace(cfg, loss=loss), progress=progress, label=f"{NAME} A ({loss})"))
+        fitted_a[loss] = timed(f"A_{loss}", lambda loss=loss: fit_members(  # as many heads as B, for a fair comparison
+            data, train, data.y[train], replace(cfg, loss=loss), members=cfg.ensemble if loss == cfg.loss else 1,
+            progress=progress, label=f"{NAME} A ({loss})"))
         methods[f"A_{loss}"] = {"scores": {s: fitted_a[loss].predict(data, data.splits[s]) for s in splits},
                                 "info": {"best_epochs": fitted_a[loss].best_epochs}}
     # the expansion and B
@@ -473,6 +518,7 @@ def _train(rows: pd.DataFrame, labels: Sequence[str], *, out_dir: Path, cfg: Tra
     if cfg.expansion == "oof":
         expansion = timed("expansion", lambda: expand(data, cfg, progress=progress))
         registered = timed("B", lambda: fit_members(data, train, expansion.soft, cfg, members=cfg.ensemble,
+                                                     monitor=cfg.monitor_b,
                                                      progress=progress, label=f"{NAME} B"))
         methods["B"] = {"scores": {s: registered.predict(data, data.splits[s]) for s in splits},
                         "info": {"best_epochs": registered.best_epochs, "expansion_epochs": expansion.best_epochs}}
@@ -575,8 +621,9 @@ def _metrics(data: Data, cfg: TrainConfig, evaluations: Mapping[str, Any], metho
             "texts": {s: int(i.size) for s, i in data.splits.items()},
             "per_label": {m: {lab: v["f1"] for lab, v in ev["emotions"]["dev_cross_fitted"]["per_label"].items()}
                           for m, ev in evaluations.items()},
-            "evaluations": {m: {view: {part: {x: f[x] for x in (*FIGURES, "macro_precision", "macro_recall", "n")}
-                                       for part, f in figures.items() if part != "thresholds"}
+            "evaluations": {m: {view: {**{part: {x: f[x] for x in (*FIGURES, "macro_precision", "macro_recall", "n")}
+                                          for part, f in figures.items() if part in ("dev_cross_fitted", "test")},
+                                       "shrink": figures["shrink"]}
                                 for view, figures in ev.items() if view != "thresholds"}
                             for m, ev in evaluations.items()},
             "thresholds": dict(zip(data.labels, evaluations[model_key]["thresholds"], strict=True)),

@@ -28,6 +28,7 @@ __all__ = ["HashedNgramTokenizer", "TextTokenizer", "Tokenizer", "bundle_tokeniz
            "tokenizer_from_dict"]
 
 _SPACES = re.compile(r"\s+")
+_WORDS = re.compile(r"\w+")
 
 
 def _texts(texts: Sequence[Any]) -> list[str]:
@@ -66,12 +67,19 @@ class TextTokenizer:
 
 @dataclass(frozen=True)
 class HashedNgramTokenizer:
-    """Character n-grams hashed into `buckets` ids (0 is padding), the first `max_len` of a text."""
+    """Character n-grams hashed into `buckets` ids (0 is padding), the first `max_len` of a text.
+
+    `char_wb` 1: the character n-grams are taken inside each word padded with a space on either
+    side (as scikit-learn's `char_wb`), not across words; `word_max_n` > 0 adds word 1..n-grams
+    (words: runs of letters and digits), hashed apart from the characters. The defaults are the
+    emoji light encoder's character 1-3-grams."""
 
     buckets: int = 1 << 16
     min_n: int = 1
     max_n: int = 3
     max_len: int = 512
+    char_wb: int = 0
+    word_max_n: int = 0
 
     kind = "hashed_char_ngrams"
 
@@ -84,11 +92,24 @@ class HashedNgramTokenizer:
     def normalize(text: str) -> str:
         return _SPACES.sub(" ", unicodedata.normalize("NFKC", text)).strip().lower()
 
-    def ngrams(self, text: str) -> list[str]:
-        """Character n-grams of the normalised text, by start position then length."""
-        text = self.normalize(text)
+    def _chars(self, text: str) -> list[str]:
         return [text[i:i + n] for i in range(len(text)) for n in range(self.min_n, self.max_n + 1)
                 if i + n <= len(text)]
+
+    def ngrams(self, text: str) -> list[str]:
+        """The normalised text's character n-grams by start position then length (within padded
+        words with `char_wb`), then its word n-grams (`\x01`-prefixed, so no character n-gram
+        collides with a word)."""
+        text = self.normalize(text)
+        if not self.char_wb:
+            grams = self._chars(text)
+        else:
+            grams = [g for word in text.split(" ") if word for g in self._chars(f" {word} ")]
+        if self.word_max_n:
+            words = _WORDS.findall(text)
+            grams += ["\x01" + " ".join(words[i:i + n]) for i in range(len(words))
+                      for n in range(1, self.word_max_n + 1) if i + n <= len(words)]
+        return grams
 
     def ids(self, text: str) -> list[int]:
         """Hashed ids of the first `max_len` n-grams."""
