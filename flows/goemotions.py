@@ -26,6 +26,7 @@ def import_goemotions(settings: Settings, folder: Path, *, source: str | None = 
     warehouse already holds in another list is refused before anything is written. Returns counts
     per split and the bad rows by file and line."""
     from emopulse.ingest.goemotions import read_goemotions
+    from emopulse.warehouse.emotions import emotion_label_list
     from emopulse.warehouse.merge import merge_rows
 
     read = read_goemotions(folder, source=source)
@@ -39,8 +40,7 @@ def import_goemotions(settings: Settings, folder: Path, *, source: str | None = 
                            "imported_at": now})
     if not texts.empty:
         with writer(settings, "import goemotions") as wh:
-            held = [name for (name,) in wh.con.execute(
-                "SELECT name FROM emotion_labels WHERE source = ? ORDER BY label_id", [read.source]).fetchall()]
+            held = emotion_label_list(wh, read.source)
             if held and tuple(held) != read.labels:
                 raise ValueError(f"emotion_labels holds another label list for source {read.source!r} than "
                                  f"{folder / 'labels.txt'}: {_difference(held, read.labels)}; nothing imported: "

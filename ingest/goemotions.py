@@ -67,15 +67,21 @@ def split_lines(text: str) -> list[str]:
 
 
 def read_emotion_labels(path: Path) -> tuple[tuple[str, ...], str]:
-    """The label names of a labels.txt (one per line, blank lines ignored) and its encoding; a
-    ValueError naming the file when it is missing, unreadable, empty or names a label twice."""
+    """The label names of a labels.txt (one per line; label id = line number - 1) and its encoding;
+    a ValueError naming the file when it is missing, unreadable, empty, has an empty line inside
+    the list, or names a label twice."""
     if not path.is_file():
         raise ValueError(f"{path}: no such file (the label names, one per line)")
     try:
         text, encoding = _decode(path.read_bytes())
     except ValueError as exc:
         raise ValueError(f"{path}: {exc}") from None
-    names = [line.strip() for line in split_lines(text) if line.strip()]
+    lines = [line.strip() for line in split_lines(text)]
+    while lines and not lines[-1]:
+        lines.pop()  # the final newline (or trailing blank lines)
+    if "" in lines:  # a label id is its line: a blank line inside would shift every id after it
+        raise ValueError(f"{path}:{lines.index('') + 1}: an empty line inside the list (a label's id is its line)")
+    names = lines
     if not names:
         raise ValueError(f"{path}: no label names")
     seen: dict[str, int] = {}
@@ -100,21 +106,42 @@ def _label_names(value: str, labels: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(labels[i] for i in sorted(set(ids)))
 
 
+def _decode_lines(raw: bytes) -> tuple[list[str | None], str]:
+    """The lines of a file and its encoding: the whole file as UTF-8, else as gb18030; when neither
+    reads it whole, each line on its own (`mixed`), None for a line that neither reads, so one bad
+    byte costs its line, not the file."""
+    try:
+        text, encoding = _decode(raw)
+        return list(split_lines(text)), encoding
+    except ValueError:
+        pass
+    lines: list[str | None] = []
+    for piece in raw.removeprefix(b"\xef\xbb\xbf").split(b"\n"):
+        piece = piece.removesuffix(b"\r")
+        try:
+            lines.append(_decode(piece)[0])
+        except ValueError:
+            lines.append(None)
+    return lines, "mixed"
+
+
 def _read_split(path: Path, split: str, labels: tuple[str, ...], out: EmotionsRead) -> None:
     try:
-        text, encoding = _decode(path.read_bytes())
-    except ValueError as exc:
-        out.errors.append(f"{path.name}: {exc}")
+        lines, encoding = _decode_lines(path.read_bytes())
+    except OSError as exc:
+        out.errors.append(f"{path.name}: cannot read ({exc})")
         return
     if encoding != "utf-8":
         out.encodings[path.name] = encoding
-    lines = split_lines(text)
-    while lines and not lines[-1].strip():
+    while lines and not (lines[-1] or "").strip() and lines[-1] is not None:
         lines.pop()  # the file's final newline (or trailing blank lines)
     seen: dict[str, int] = {}  # id -> its first good line
     good = 0
     for number, line in enumerate(lines, start=1):
         where = f"{path.name}:{number}"
+        if line is None:
+            out.errors.append(f"{where}: bytes that are neither UTF-8 nor gb18030")
+            continue
         fields = line.split("\t")
         if len(fields) != 3:
             what = "an empty line" if not line.strip() else f"{len(fields)} field(s)"

@@ -128,8 +128,12 @@ def _progress(enabled: bool) -> Iterator[_NoProgress]:
         yield _RichProgress(bar)
 
 
+PREDICTED_LABELS = "labels_predicted"  # the `labels` column's name when the input has one already
+
+
 def annotation_columns(labels: Sequence[str]) -> list[str]:
-    """The columns an annotation adds: `energy_<label>` for every label, then `labels`."""
+    """The columns an annotation adds: `energy_<label>` for every label, then `labels` (or
+    `labels_predicted`, when the input has a `labels` column of its own)."""
     return [*(f"energy_{label}" for label in labels), "labels"]
 
 
@@ -149,8 +153,8 @@ def _require_multilabel(scorer: Scorer) -> None:
 def _read(path: Path, text_col: str, added: Sequence[str]) -> tuple[list[str], list[list[str]], str]:
     """The header, the rows and the encoding of a CSV to annotate; ValueError says why not."""
     data = path.read_bytes()
-    if b"\x00" in data:
-        raise ValueError(f"{path}: not a text CSV (it holds NUL bytes)")
+    if b"\x00" in data.split(b"\n", 1)[0] or data.count(b"\x00") * 100 > len(data):
+        raise ValueError(f"{path}: not a text CSV (it holds NUL bytes)")  # a binary file; a stray NUL costs its row
     text, encoding = _decode(data)
     try:
         records = list(csv.reader(io.StringIO(text, newline="")))
@@ -163,8 +167,8 @@ def _read(path: Path, text_col: str, added: Sequence[str]) -> tuple[list[str], l
         raise ValueError(f"{path}: the header line is neither UTF-8 nor GBK/gb18030")
     if text_col not in header:
         raise ValueError(f"{path}: no column {text_col!r}; the columns are {header}")
-    clash = [name for name in added if name in header]
-    if clash:
+    clash = [name for name in added if name in header and name != "labels"]
+    if clash or ("labels" in header and PREDICTED_LABELS in header):
         raise ValueError(f"{path}: already has column(s) {clash} (annotated before?): annotating would repeat them")
     return header, body, encoding
 
@@ -178,6 +182,8 @@ def annotate_csv(scorer: Scorer, input_path: str | Path, output_path: str | Path
         raise ValueError(f"{output_path}: the output would overwrite its input")
     names = annotation_columns(scorer.labels)
     header, body, encoding = _read(input_path, text_col, names)
+    if "labels" in header:  # labelled data keeps its own `labels`; the model's go beside them
+        names[-1] = PREDICTED_LABELS
     bar = progress or _NoProgress()
     bar.file(input_path.name, len(body))
     clean = _cleaner(scorer)
@@ -190,7 +196,7 @@ def annotate_csv(scorer: Scorer, input_path: str | Path, output_path: str | Path
             empty += 1
             continue
         text = row[col] if len(row) == len(header) else None
-        if text is None or _has_bad_bytes(text):
+        if text is None or _has_bad_bytes(text) or "\x00" in text:
             unreadable += 1
             continue
         if not clean(text).strip():

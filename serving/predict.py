@@ -52,7 +52,7 @@ class PredictSummary:
 
 def _cleaner(scorer: Scorer) -> Callable[[str], str]:
     pre: Any = scorer.preprocessor
-    text = pre if pre.kind == "text" else getattr(pre, "text", None)
+    text = pre if pre.kind == "text" else getattr(pre, "text", None)  # image_text and text_ngrams hold one
     if text is None:
         raise ValueError(f"model {scorer.model_id} takes {pre.kind!r} inputs, not a text column")
     return lambda t: text.texts([t])[0]

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from emopulse.training.preprocess import image_problem
+from emopulse.training.preprocess import TEXT_KINDS, image_problem
 from emopulse.warehouse import ENTITY_KINDS, unscored_comments, unscored_posts, write_predictions
 
 from .registry import ModelRecord, find_model
@@ -113,10 +113,10 @@ def _image_or_none(home: Path, local_path: Any) -> Path | None:
 def score_posts(wh: Warehouse, scorer: Scorer, *, k: int = 5, batch_size: int = 64,
                 chunk_size: int = CHUNK) -> ScoreSummary:
     """The posts the model has not scored: `post_texts.text` (title and description, cleaned; the
-    whole record of a text model, such as the emotions model), and for an image+text model the
-    first of the post's local images (`post_images`, by image_index)."""
+    whole record of a model that reads texts, such as the emotions model), and for an image+text
+    model the first of the post's local images (`post_images`, by image_index)."""
     kind = scorer.preprocessor.kind
-    if kind not in ("text", "image_text"):
+    if kind not in (*TEXT_KINDS, "image_text"):
         raise ValueError(f"model {scorer.model_id} takes {kind!r} inputs: posts give text and images")
     with_images = kind == "image_text"
     frame = unscored_posts(wh, scorer.model_id, images=with_images)

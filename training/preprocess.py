@@ -34,6 +34,7 @@ from .encoders.tokenizers import HashedNgramTokenizer, Tokenizer, bundle_tokeniz
 
 __all__ = [
     "PREPROCESSOR_FILE",
+    "TEXT_KINDS",
     "ImagePreprocessor",
     "ImageTextPreprocessor",
     "Preprocessor",
@@ -48,6 +49,7 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 PREPROCESSOR_FILE = "preprocessor.json"
+TEXT_KINDS = ("text", "text_ngrams")  # preprocessors whose records are plain texts
 # Texts of several lengths (an empty one too) for parity checks: sizes no trace used.
 PARITY_TEXTS = ("哈哈哈哈哈哈笑死我了，这也太离谱了吧[doge]", "狗头保命", "",
                 "前方高能预警！！！up主太强了，三连支持 " * 3, "呜呜呜好感动", "ok", "这个视频我能看一百遍")

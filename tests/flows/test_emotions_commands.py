@@ -51,6 +51,8 @@ def test_score_gives_every_comment_and_post_its_28_intensities_and_the_daily_vie
     con = duckdb.connect(str(home / "warehouse.duckdb"))
     con.execute("INSERT INTO comments (rpid, bvid, message, sentence, ctime) VALUES "
                 "(7, 'BV1', 'so joy love', 'so joy love', 86400), (8, 'BV1', 'the fear', 'the fear', 86401)")
+    con.execute("INSERT INTO posts (post_id, published_date) VALUES ('p1', DATE '2024-05-01')")
+    con.execute("INSERT INTO post_texts (post_id, text) VALUES ('p1', 'really grati pride')")
     con.close()
     result = runner.invoke(app, ["score", "--task", "emotions", "--home", str(home)])
     assert result.exit_code == 0, result.output
@@ -63,9 +65,10 @@ def test_score_gives_every_comment_and_post_its_28_intensities_and_the_daily_vie
                             "FROM daily_emotions GROUP BY ALL").fetchall()
     finally:
         con.close()
-    assert [r[:3] for r in rows] == [("7", 28, 28), ("8", 28, 28)]
+    assert [r[:3] for r in rows] == [("7", 28, 28), ("8", 28, 28), ("p1", 28, 28)]
     assert all(0 <= r[3] <= r[4] <= 1 and r[5] for r in rows)  # intensities, quantised to two decimals
-    assert [(str(d[0]), *d[1:]) for d in daily] == [("1970-01-02", "comment", 28, 2, True, True)]
+    assert sorted((str(d[0]), *d[1:]) for d in daily) == [("1970-01-02", "comment", 28, 2, True, True),
+                                                          ("2024-05-01", "post", 28, 1, True, True)]
     again = runner.invoke(app, ["score", "--task", "emotions", "--home", str(home)])
     assert again.exit_code == 0 and json.loads(again.stdout[again.stdout.index("{"):])["rows"] == 0
 

@@ -81,14 +81,23 @@ def test_a_gb18030_file_a_bom_and_crlf_or_cr_line_ends_are_read(tmp_path: Path) 
         "train.tsv": "我很开心\t3\tz1\r\n气死我了\t2\tz2\r\n".encode("gb18030"),
         "dev.tsv": "\ufeff好的\t4\tz3\rline\u2028sep\t0\tz4\r".encode(),  # CR only; U+2028 is no line end
         "test.tsv": b"\xff\xfe\x81\x30 neither\t1\tz5\n",
-    }, labels="\ufeffadmiration\r\namusement\r\n\r\nanger\r\njoy\r\nneutral\r\n")
+    }, labels="\ufeffadmiration\r\namusement\r\nanger\r\njoy\r\nneutral\r\n\r\n")
     read = read_goemotions(folder)
-    assert read.labels == tuple(LABELS)  # BOM, CRLF and a blank line
+    assert read.labels == tuple(LABELS)  # BOM, CRLF and blank lines at the end
     assert [(r.split, r.text, r.labels) for r in read.rows] == [
         ("train", "我很开心", ("joy",)), ("train", "气死我了", ("anger",)),
         ("dev", "好的", ("neutral",)), ("dev", "line\u2028sep", ("admiration",))]
-    assert read.encodings == {"train.tsv": "gb18030"}
-    assert read.errors == ["test.tsv: neither UTF-8 nor gb18030"] and read.splits == {"train": 2, "dev": 2}
+    assert read.encodings == {"train.tsv": "gb18030", "test.tsv": "mixed"}
+    assert read.errors == ["test.tsv:1: bytes that are neither UTF-8 nor gb18030"]
+    assert read.splits == {"train": 2, "dev": 2, "test": 0}
+
+
+def test_one_undecodable_line_costs_that_line_not_the_file(tmp_path: Path) -> None:
+    folder = _folder(tmp_path / "mixed", {
+        "train.tsv": "it’s great 😀\t3\ta1\n".encode() + b"bad \xe9\t2\ta2\n" + "fine\t0\ta3\n".encode()})
+    read = read_goemotions(folder)
+    assert [(r.text_id, r.line) for r in read.rows] == [("a1", 1), ("a3", 3)]
+    assert read.errors == ["train.tsv:2: bytes that are neither UTF-8 nor gb18030"]
 
 
 def test_the_test_split_is_read_when_present_and_any_single_split_is_enough(tmp_path: Path) -> None:
@@ -108,6 +117,8 @@ def test_a_folder_without_splits_or_labels_is_refused_naming_the_file(tmp_path: 
         read_goemotions(_folder(tmp_path / "emptylabels", {"train.tsv": "a\t0\t1\n"}, labels="\n \n"))
     with pytest.raises(ValueError, match=r"labels.txt: label 'joy' named twice \(ids 1 and 2\)"):
         read_goemotions(_folder(tmp_path / "twice", {"train.tsv": "a\t0\t1\n"}, labels="anger\njoy\njoy\n"))
+    with pytest.raises(ValueError, match=r"labels.txt:2: an empty line inside the list"):
+        read_goemotions(_folder(tmp_path / "gap", {"train.tsv": "a\t0\t1\n"}, labels="anger\n\njoy\n"))
     with pytest.raises(FileNotFoundError, match="no such folder"):
         read_goemotions(tmp_path / "absent")
 

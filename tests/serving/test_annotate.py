@@ -221,3 +221,18 @@ def test_comments_and_posts_get_one_quantised_row_per_label_once(registered, com
         assert [(r.entity_kind, r.entities, r.rows) for r in again] == [("comment", 0, 0), ("post", 0, 0)]
         assert wh.con.execute("SELECT count(*) FROM predictions WHERE model_id = ?",
                               [record.model_id]).fetchone()[0] == len(preds)
+
+
+def test_a_stray_nul_costs_its_row_and_a_labels_column_of_the_input_stays(tmp_path: Path, scorer) -> None:
+    src = tmp_path / "labelled.csv"
+    body = "content,labels\n哈哈哈,joy\n" + "狗头\x00保命,anger\n" + "加油冲鸭,\n" * 200
+    src.write_text(body, encoding="utf-8")
+    out = tmp_path / "out.csv"
+    summary = annotate_files(scorer, src, out, text_col="content")
+    assert (summary.rows, summary.scored, summary.unreadable) == (202, 201, 1)
+    rows = _read(out)
+    assert list(rows[0])[-1] == "labels_predicted" and rows[0]["labels"] == "joy"  # the input's own, kept
+    assert rows[1]["labels"] == "anger" and rows[1]["labels_predicted"] == ""  # the NUL row: not scored
+    energy = _energies(scorer, ["哈哈哈"])[0]
+    want = [n for n, e, t in zip(scorer.labels, energy, scorer.head.thresholds, strict=True) if e / 10 >= t - 1e-12]
+    assert want and rows[0]["labels_predicted"] == ";".join(want)  # the model's labels, beside the input's

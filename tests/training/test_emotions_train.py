@@ -9,6 +9,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from emotion_fixtures import EMOTIONS, goemotions_frame, write_goemotions
@@ -103,6 +104,19 @@ def test_no_texts_soft_labels_come_from_a_model_that_saw_it(data: emotions.Data,
     assert ((others >= 0) & (others <= 1)).all() and np.allclose(others, np.round(others, 2))
     assert others.max() > 0  # A's scores fill the other emotions
     assert (others[others > 0] >= 0.01).all()  # below 0.01 is 0
+
+
+def test_copies_of_a_text_share_an_expansion_fold(folder: Path, cfg: emotions.TrainConfig) -> None:
+    rows, labels = goemotions_frame(folder)
+    train = rows[rows["split"] == "train"]
+    twice = pd.concat([rows, train.assign(source="copy")], ignore_index=True)  # the texts under a second source
+    data = emotions.prepare_data(twice, labels, replace(cfg, epochs=1))
+    exp = emotions.expand(data, replace(cfg, epochs=1, expansion_folds=3))
+    by_text: dict[str, set[int]] = {}
+    for text, fold in zip(data.texts["text"].iloc[data.splits["train"]], exp.fold, strict=True):
+        by_text.setdefault(" ".join(text.lower().split()), set()).add(int(fold))
+    assert all(len(folds) == 1 for folds in by_text.values())
+    assert len(set(exp.fold.tolist())) == 3
 
 
 def test_the_protocol_reports_every_method_and_ships_a_quantised_thresholded_head(trained) -> None:

@@ -138,7 +138,7 @@ PROFILES: dict[str, dict[str, Any]] = {
     "gpu": {"finetune_layers": 4, "epochs": 6, "patience": 2, "batch_size": 32, "threads": None},
     # small and quick: 2 expansion folds, a narrow head, few epochs
     "light": {"expansion_folds": 2, "hidden_dim": 64, "epochs": 6, "patience": 2, "quality_records": 50,
-              "tfidf_cs": (4.0,), "ngram_buckets": 1 << 12, "ngram_max_len": 256},
+              "tfidf_cs": (4.0,), "ngram_buckets": 1 << 12, "ngram_max_len": 512},
 }
 
 
@@ -275,8 +275,7 @@ def prepare_data(rows: pd.DataFrame, labels: Sequence[str], cfg: TrainConfig, *,
 
 # -- one fit: the step and validation around the shared loop -------------------------------------------
 def fit_head(data: Data, rows: np.ndarray, target: np.ndarray, cfg: TrainConfig, *, val: np.ndarray | None = None,
-             monitor: str = "loss", stop_after: int | None = None, out_dir: Path | None = None,
-             progress: bool = False, label: str = NAME) -> tuple[EmotionHead, TextEncoder | None, FitResult]:
+             monitor: str = "loss", progress: bool = False, label: str = NAME) -> tuple[EmotionHead, TextEncoder | None, FitResult]:
     """Train a head (and, fine-tuning, the encoder's top layers) on the texts `rows` (Data indices)
     towards `target` [len(rows), labels] (gold or soft), with `cfg.loss`, early-stopping on the
     `monitor` (the loss against the gold of `val`, default dev, or its macro-F1 with thresholds
@@ -320,12 +319,12 @@ def fit_head(data: Data, rows: np.ndarray, target: np.ndarray, cfg: TrainConfig,
     groups = [ParamGroup("head", decay, cfg.lr, cfg.weight_decay), ParamGroup("head_no_decay", no_decay, cfg.lr, 0.0),
               ParamGroup("text_encoder", [p for p in encoder.parameters() if p.requires_grad] if encoder else [],
                          cfg.lr_text_encoder, cfg.weight_decay)]
-    loop = LoopConfig(epochs=cfg.epochs, stop_after=stop_after, warmup_frac=cfg.warmup_frac, grad_clip=cfg.grad_clip,
+    loop = LoopConfig(epochs=cfg.epochs, warmup_frac=cfg.warmup_frac, grad_clip=cfg.grad_clip,
                       amp=cfg.amp, monitor=monitor, mode="min" if monitor == "loss" else "max", patience=cfg.patience,
                       save_optimizer=encoder is None)
     modules = torch.nn.ModuleDict({"head": head, **({"text_encoder": encoder} if encoder is not None else {})})
     result = fit(modules, groups=groups, batches=batches, steps_per_epoch=math.ceil(len(rows) / cfg.batch_size),
-                 step=step, validate=validate if val.size else None, config=loop, out_dir=out_dir,
+                 step=step, validate=validate if val.size else None, config=loop,
                  model_args=model_args, run_config=config_dict(cfg), device=device, progress=progress, label=label,
                  extra=lambda: {"name": NAME, "task": TASK, "labels": list(data.labels),
                                 "preprocessor": data.preprocessor.to_dict(), "encoder_in_state": encoder is not None})
@@ -415,8 +414,12 @@ def expand(data: Data, cfg: TrainConfig, *, progress: bool = False) -> Expansion
     k = cfg.expansion_folds
     if len(train) < k:
         raise ValueError(f"{len(train)} training texts cannot fill {k} expansion folds")
-    fold = np.empty(len(train), dtype=np.int64)
-    fold[np.random.default_rng(cfg.seed + 101).permutation(len(train))] = np.arange(len(train)) % k
+    # folds are dealt by text (case and spaces aside), so copies of a text (a dataset's repeats, or
+    # one text imported under two sources) share a fold and never score each other
+    norm = [" ".join(t.lower().split()) for t in data.texts["text"].iloc[train]]
+    _, group = np.unique(np.asarray(norm, dtype=object), return_inverse=True)
+    order = np.random.default_rng(cfg.seed + 101).permutation(group.max() + 1)
+    fold = (np.argsort(order)[group] % k).astype(np.int64)
     scores = np.zeros((len(train), len(data.labels)), np.float64)
     trained_on, epochs = [], []
     for i in range(k):
@@ -576,8 +579,10 @@ def _write_artifacts(out_dir: Path, data: Data, cfg: TrainConfig, registered: Fi
     if expansion is not None:  # which held-out model gave each training text its soft labels
         train = data.splits["train"]
         files["expansion"] = write_json(out_dir / "expansion.json", {
-            "folds": cfg.expansion_folds, "rule": "fold i's soft labels come from A_i, trained on every other fold",
-            "fold_of": dict(zip(data.texts["text_id"].iloc[train].tolist(), expansion.fold.tolist(), strict=True)),
+            "folds": cfg.expansion_folds, "rule": "fold i's soft labels come from A_i, trained on every other fold; "
+                                                  "copies of a text share a fold", "key": "source:text_id",
+            "fold_of": dict(zip((data.texts["source"].astype(str) + ":" + data.texts["text_id"]).iloc[train].tolist(),
+                                expansion.fold.tolist(), strict=True)),
             "trained_on_sizes": [int(t.size) for t in expansion.trained_on]})
     dev_scores = quantize_intensity(methods[model_key]["scores"]["dev"])
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -621,6 +626,8 @@ def _metrics(data: Data, cfg: TrainConfig, evaluations: Mapping[str, Any], metho
             "texts": {s: int(i.size) for s, i in data.splits.items()},
             "per_label": {m: {lab: v["f1"] for lab, v in ev["emotions"]["dev_cross_fitted"]["per_label"].items()}
                           for m, ev in evaluations.items()},
+            **({"per_label_test": {m: {lab: v["f1"] for lab, v in ev["emotions"]["test"]["per_label"].items()}
+                                   for m, ev in evaluations.items()}} if "test" in data.splits else {}),
             "evaluations": {m: {view: {**{part: {x: f[x] for x in (*FIGURES, "macro_precision", "macro_recall", "n")}
                                           for part, f in figures.items() if part in ("dev_cross_fitted", "test")},
                                        "shrink": figures["shrink"]}
@@ -648,8 +655,10 @@ def _summary(data: Data, cfg: TrainConfig, evaluations: Mapping[str, Any], metho
     sections: dict[str, list[str]] = {
         "How these figures were measured": [
             f"Texts: {counts}{' (dev carved from train)' if data.dev_from_train else ''}, {len(data.labels)} emotions. "
-            "Every model's epoch is chosen by its loss on dev. Dev figures are **cross-fitted**: each emotion's "
-            "threshold is tuned on one half of dev and applied to the other half, and the other way round. "
+            f"Epochs are chosen on dev (A by its loss, B by `{cfg.monitor_b}`), as are TF-IDF's C and each "
+            "method's threshold shrink. Dev figures are **cross-fitted** for the thresholds: each emotion's "
+            "threshold (and the shrink) is tuned on one half of dev and applied to the other half, and the other "
+            "way round; the epoch and C choices did see all of dev. "
             + ("The test split is scored with thresholds tuned on all of dev; nothing trains or is selected on it."
                if "test" in data.splits else "No test split was imported, so there are no test figures."),
             "",
@@ -661,9 +670,12 @@ def _summary(data: Data, cfg: TrainConfig, evaluations: Mapping[str, Any], metho
     for view in GROUPINGS:
         if view in evaluations[model_key]:
             sections[f"Grouped: {view}"] = table(view)
-    sections["Per emotion (the model, dev, cross-fitted)"] = markdown_table(
-        ["emotion", "support", "precision", "recall", "F1", "threshold (all dev)"],
-        [[lab, v["support"], v["precision"], v["recall"], v["f1"], ev["thresholds"][lab]] for lab, v in per.items()])
+    test = ev["test"]["per_label"] if "test" in ev else None
+    sections["Per emotion (the model; dev cross-fitted" + (", and test)" if test else ")")] = markdown_table(
+        ["emotion", "support", "precision", "recall", "F1", "threshold (all dev)", *(["test support", "test F1"]
+                                                                                     if test else [])],
+        [[lab, v["support"], v["precision"], v["recall"], v["f1"], ev["thresholds"][lab],
+          *([test[lab]["support"], test[lab]["f1"]] if test else [])] for lab, v in per.items()])
     hist = registered.fits[0].history
     sections["Training the registered model"] = [
         f"Profile {cfg.profile}: text encoder {Path(str(cfg.text_encoder_path)).name} "
