@@ -45,10 +45,11 @@ import torch.nn.functional as F
 
 from ..baselines import TFIDF_CS, majority_baseline, tfidf_logreg_baseline
 from ..checkpoint import load_checkpoint
+from ..config import from_profile, text_tokenizer
 from ..data import emote_comments
 from ..emote_images import EmoteImages, build_emote_images
 from ..encoders.emote_image import augment, to_pixels
-from ..encoders.tokenizers import HashedNgramTokenizer, TextTokenizer, Tokenizer
+from ..encoders.tokenizers import HashedNgramTokenizer, Tokenizer
 from ..evaluation import METRICS, detailed_report, evaluate_ranking, mean_sd
 from ..features import encoder_fingerprint, text_features
 from ..loop import FitResult, Hooks, LoopConfig, ParamGroup, config_dict, fit, pick_device, torch_threads
@@ -168,10 +169,7 @@ PROFILES: dict[str, dict[str, Any]] = {
 
 def profile_config(profile: str = "cpu", **overrides: Any) -> TrainConfig:
     """The named profile's config with `overrides` (None values ignored)."""
-    if profile not in PROFILES:
-        raise ValueError(f"unknown profile {profile!r}: one of {sorted(PROFILES)}")
-    return check_config(TrainConfig(profile=profile, **{**PROFILES[profile],
-                                                        **{k: v for k, v in overrides.items() if v is not None}}))
+    return from_profile(TrainConfig, PROFILES, profile, overrides, check_config)
 
 
 # -- data: one row per comment, every emote with more than N comments in all the data ---------------
@@ -757,10 +755,7 @@ def load_ranker(path: str | Path) -> tuple[EmoteRanker, TextPreprocessor, Head]:
 def _tokenizer(cfg: TrainConfig) -> Tokenizer:
     if cfg.text_encoder == "ngrams":
         return HashedNgramTokenizer(buckets=cfg.ngram_buckets, max_n=cfg.ngram_max_n, max_len=cfg.max_len)
-    if not cfg.text_encoder_path:
-        raise ValueError("no text encoder: set text_encoder_path to a folder or model id "
-                         "(offline: `emopulse models prepare` writes multilingual-e5-small)")
-    return TextTokenizer(path=str(cfg.text_encoder_path), max_len=cfg.max_len, prefix=cfg.text_prefix)
+    return text_tokenizer(cfg)
 
 
 # what prepare_data computes its inputs from: a run with other values needs the data prepared again

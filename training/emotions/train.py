@@ -42,8 +42,9 @@ import torch
 
 from ..baselines import tfidf_multilabel
 from ..checkpoint import save_checkpoint
+from ..config import from_profile, text_tokenizer
 from ..encoders.text import TextEncoder, tunable_copy
-from ..encoders.tokenizers import HashedNgramTokenizer, TextTokenizer
+from ..encoders.tokenizers import HashedNgramTokenizer
 from ..features import encoder_fingerprint, text_features
 from ..loop import FitResult, LoopConfig, ParamGroup, config_dict, fit, pick_device, torch_threads
 from ..metrics import argmax_accuracy, choose_shrink, cross_fitted_decisions, multilabel_metrics, tune_thresholds
@@ -163,10 +164,7 @@ def check_config(cfg: TrainConfig) -> TrainConfig:
 
 def profile_config(profile: str = "cpu", **overrides: Any) -> TrainConfig:
     """The named profile's config with `overrides` (None values ignored)."""
-    if profile not in PROFILES:
-        raise ValueError(f"unknown profile {profile!r}: one of {sorted(PROFILES)}")
-    return check_config(TrainConfig(profile=profile, **{**PROFILES[profile],
-                                                        **{k: v for k, v in overrides.items() if v is not None}}))
+    return from_profile(TrainConfig, PROFILES, profile, overrides, check_config)
 
 
 def _model_fields(cfg: TrainConfig) -> dict[str, Any]:
@@ -208,12 +206,6 @@ def _prepared(cfg: TrainConfig) -> dict[str, Any]:
     return {name: getattr(cfg, name) for name in PREPARED}
 
 
-def _tokenizer(cfg: TrainConfig) -> TextTokenizer:
-    if not cfg.text_encoder_path:
-        raise ValueError("no text encoder: set text_encoder_path to a folder or model id "
-                         "(offline: `emopulse models prepare` writes multilingual-e5-small)")
-    return TextTokenizer(path=str(cfg.text_encoder_path), max_len=cfg.max_len, prefix=cfg.text_prefix)
-
 
 def prepare_data(rows: pd.DataFrame, labels: Sequence[str], cfg: TrainConfig, *,
                  cache_dir: str | Path | None = None, progress: bool = False) -> Data:
@@ -251,7 +243,7 @@ def prepare_data(rows: pd.DataFrame, labels: Sequence[str], cfg: TrainConfig, *,
         splits["dev"], splits["train"] = np.sort(shuffled[:cut]), np.sort(shuffled[cut:])
         log.warning("%s: no dev split: %d training texts (%.0f%%) are dev", NAME, cut, 100 * cfg.dev_frac)
     splits = {s: idx for s, idx in splits.items() if idx.size}
-    tokenizer = _tokenizer(cfg)
+    tokenizer = text_tokenizer(cfg)
     text_pre = TextPreprocessor(tokenizer, clean=cfg.text_clean)
     ngram_tokenizer = _ngram_tokenizer(cfg)
     preprocessor = text_pre if ngram_tokenizer is None else TextNgramPreprocessor(text_pre, ngram_tokenizer)

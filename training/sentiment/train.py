@@ -46,8 +46,8 @@ import torch.nn.functional as F
 from ..baselines import late_fusion, logreg_classifier, majority_classifier, tfidf_classifier
 from ..encoders.image import ImageBackbone, ImageEncoder, default_weights
 from ..encoders.text import TextEncoder, tunable_copy
-from ..encoders.tokenizers import TextTokenizer
 from ..checkpoint import save_checkpoint
+from ..config import from_profile, text_tokenizer
 from ..evaluation import mean_sd
 from ..features import encoder_fingerprint, image_features, text_features
 from ..loop import FitResult, LoopConfig, ParamGroup, config_dict, fit, pick_device, torch_threads
@@ -166,10 +166,7 @@ def check_config(cfg: TrainConfig) -> TrainConfig:
 
 def profile_config(profile: str = "cpu", **overrides: Any) -> TrainConfig:
     """The named profile's config with `overrides` (None values ignored)."""
-    if profile not in PROFILES:
-        raise ValueError(f"unknown profile {profile!r}: one of {sorted(PROFILES)}")
-    return check_config(TrainConfig(profile=profile, **{**PROFILES[profile],
-                                                        **{k: v for k, v in overrides.items() if v is not None}}))
+    return from_profile(TrainConfig, PROFILES, profile, overrides, check_config)
 
 
 def _model_fields(cfg: TrainConfig) -> dict[str, Any]:
@@ -234,7 +231,7 @@ def prepare_data(rows: pd.DataFrame, cfg: TrainConfig, *, cache_dir: str | Path 
     ids = (source + ":" + rows["guid"].astype(str)).tolist()
     if len(set(ids)) != len(ids):
         raise ValueError("pairs must be unique by (source, guid)")
-    tokenizer = _tokenizer(cfg)
+    tokenizer = text_tokenizer(cfg)
     preprocessor = ImageTextPreprocessor(TextPreprocessor(tokenizer, clean=cfg.text_clean), ImagePreprocessor())
     raw = rows["text"].fillna("").astype(str)
     texts = preprocessor.text.texts(raw.tolist())
@@ -283,12 +280,6 @@ def _image_inputs(paths: Sequence[Any], root: Path | None, weights: str | None,
         has[readable] = 1.0
     return image, has
 
-
-def _tokenizer(cfg: TrainConfig) -> TextTokenizer:
-    if not cfg.text_encoder_path:
-        raise ValueError("no text encoder: set text_encoder_path to a folder or model id "
-                         "(offline: `emopulse models prepare` writes multilingual-e5-small)")
-    return TextTokenizer(path=str(cfg.text_encoder_path), max_len=cfg.max_len, prefix=cfg.text_prefix)
 
 
 # -- the rows one fit trains on: pairs of the training part, and captioned copies of hard ones --------
