@@ -3,7 +3,8 @@
 `values(head, raw)` turns a model's raw output into what the head means: softmax probabilities
 (`ranking`), sigmoid intensities in [0, 1] (`multilabel`, EQN-quantised when `head.quantize`),
 the values themselves (`regression`). `quantize_intensity` is the EQN rule (it lives in
-`training.result`, which training uses too) and `energy_level` its 0-10 reading. `top_k` and `top_k_agreement` compare two models' rankings, ties forgiven.
+`training.result`, which training uses too) and `energy_level` its 0-10 reading. `top_k` and
+`top_k_agreement` compare two models' rankings, ties forgiven.
 """
 
 from __future__ import annotations
