@@ -76,8 +76,10 @@ def _columns(scorer: Scorer, k: int) -> tuple[list[str], Callable[[Scores], list
 
         return [*(f"pred_{i}" for i in range(1, k + 1)), *(f"score_{i}" for i in range(1, k + 1))], ranking
     if scorer.head.kind == "multilabel":
+        digits = 2 if scorer.head.quantize else 6  # a quantised intensity has two decimals (EQN)
+
         def multilabel(scores: Scores) -> list[list[str]]:
-            return [[*(f"{v:.6f}" for v in row), ";".join(labels[on].tolist())]
+            return [[*(f"{v:.{digits}f}" for v in row), ";".join(labels[on].tolist())]
                     for row, on in zip(scores.values, scores.on(), strict=True)]
 
         return [*(f"score_{label}" for label in labels), "labels_on"], multilabel

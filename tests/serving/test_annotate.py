@@ -182,6 +182,7 @@ def test_the_cli_annotates_with_the_latest_emotions_model_and_refuses_other_head
     first = _read(tmp_path / "p.csv")[0]
     scores = [float(first[f"score_{n}"]) for n in registered["eqn"].params["head"]["labels"]]
     assert all(round(s, 2) == s for s in scores) and "[doge]" in first["labels_on"].split(";")
+    assert all(len(first[f"score_{n}"].partition(".")[2]) == 2 for n in registered["eqn"].params["head"]["labels"])
 
 
 def _fill(wh: Warehouse, comments: pd.DataFrame) -> None:
