@@ -53,6 +53,10 @@ TEXT_KINDS = ("text", "text_ngrams")  # preprocessors whose records are plain te
 # Texts of several lengths (an empty one too) for parity checks: sizes no trace used.
 PARITY_TEXTS = ("哈哈哈哈哈哈笑死我了，这也太离谱了吧[doge]", "狗头保命", "",
                 "前方高能预警！！！up主太强了，三连支持 " * 3, "呜呜呜好感动", "ok", "这个视频我能看一百遍")
+# A text model's inputs to trace with (two rows, so the batch and token axes vary), and its three
+# parity batches: five rows of mixed lengths, the longest text alone, three more.
+SAMPLE_TEXTS = ("导出样例 sample text", "第二个例子，长一点的句子")
+PARITY_BATCHES = (PARITY_TEXTS[:5], (PARITY_TEXTS[3],), PARITY_TEXTS[4:])
 
 
 class Preprocessor(Protocol):
@@ -142,11 +146,10 @@ class TextPreprocessor:
         return {"input_ids": ids, "attention_mask": mask}
 
     def sample_inputs(self) -> dict[str, np.ndarray]:
-        return self.encode(["导出样例 sample text", "第二个例子，长一点的句子"])
+        return self.encode(list(SAMPLE_TEXTS))
 
     def parity_inputs(self) -> list[dict[str, np.ndarray]]:
-        return [self.encode(list(PARITY_TEXTS[:5])), self.encode([PARITY_TEXTS[3]]),
-                self.encode(list(PARITY_TEXTS[4:]))]
+        return [self.encode(list(batch)) for batch in PARITY_BATCHES]
 
     def length(self, record: Any) -> int:
         return len(record) if isinstance(record, str) else 0
@@ -192,11 +195,10 @@ class TextNgramPreprocessor:
         return {"input_ids": ids, "attention_mask": mask, "ngram_ids": ngram_ids, "ngram_mask": ngram_mask}
 
     def sample_inputs(self) -> dict[str, np.ndarray]:
-        return self.encode(["导出样例 sample text", "第二个例子，长一点的句子"])
+        return self.encode(list(SAMPLE_TEXTS))
 
     def parity_inputs(self) -> list[dict[str, np.ndarray]]:
-        return [self.encode(list(PARITY_TEXTS[:5])), self.encode([PARITY_TEXTS[3]]),
-                self.encode(list(PARITY_TEXTS[4:]))]
+        return [self.encode(list(batch)) for batch in PARITY_BATCHES]
 
     def length(self, record: Any) -> int:
         return self.text.length(record)
