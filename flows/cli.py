@@ -21,6 +21,7 @@ import_app = typer.Typer(help="Import datasets that already exist as files.", no
 export_app = typer.Typer(help="Export tables as files.", no_args_is_help=True)
 train_app = typer.Typer(help="Train models (exported to ONNX and registered).", no_args_is_help=True)
 models_app = typer.Typer(help="Pretrained encoders, prepared offline.", no_args_is_help=True)
+forecast_app = typer.Typer(help="Forecasts with a registered model (trends).", no_args_is_help=True)
 annotate_app = typer.Typer(help="Annotate CSV files with a registered model (a file, or every CSV of a folder).",
                            no_args_is_help=True)
 app.add_typer(crawl_app, name="crawl")
@@ -29,6 +30,7 @@ app.add_typer(export_app, name="export")
 app.add_typer(train_app, name="train")
 app.add_typer(models_app, name="models")
 app.add_typer(annotate_app, name="annotate")
+app.add_typer(forecast_app, name="forecast")
 
 Home = Annotated[Path | None, typer.Option("--home", help="emopulse home (default $EMOPULSE_HOME or ./var).")]
 ApiBase = Annotated[str | None, typer.Option("--api-base", help="Bilibili API base URL (default $EMOPULSE_BILIBILI_API_BASE).")]
@@ -489,20 +491,33 @@ def train_emotions(
                  "metrics": {k: v for k, v in record["metrics"].items() if not isinstance(v, dict | list)}})
 
 
-def _train_later(task: str, what: str) -> Callable[..., None]:
-    def later(profile: Profile = "cpu", folds: Folds = None, epochs: Epochs = None, seed: Seed = 0,
-              min_comments: MinComments = None, home: Home = None, quiet: Quiet = False) -> None:
-        _check_profile(profile)
-        _console(stderr=True).print(f"[red]error:[/] `emopulse train {task}` ({what}) is not here yet: it "
-                                    "comes in a later issue. `emopulse train emoji`, `sentiment` and `emotions` work today.")
-        raise typer.Exit(2)
+@train_app.command("trend")
+@command
+def train_trend(
+    profile: Profile = "cpu", epochs: Epochs = None, seed: Seed = 0,
+    rnn: Annotated[str | None, typer.Option("--rnn", help="lstm or gru: the sequence model over the 60 days "
+                                            "(default: the profile's, lstm).")] = None,
+    ablation: Annotated[bool | None, typer.Option("--ablation/--no-ablation", help="Also train the ablation "
+                                                  "(without numbers, texts, images; GRU) on the same folds "
+                                                  "(default: the profile's; cpu and gpu yes, light no).")] = None,
+    home: Home = None, quiet: Quiet = False,
+) -> None:
+    """Train the 60-day trend forecaster on walk-forward folds (one per test month) beside persistence,
+    the 60-day share, an aggregate model and the class prior; retrain on all windows, export to ONNX,
+    register, and forecast the open windows."""
+    from . import steps
 
-    later.__doc__ = f"{what[0].upper()}{what[1:]}: comes in a later issue (exits with status 2)."
-    return later
-
-
-for _task, _what in (("trend", "the 60-day trend forecaster"),):
-    train_app.command(_task)(_train_later(_task, _what))
+    _check_profile(profile)
+    if rnn is not None and rnn not in ("lstm", "gru"):
+        raise typer.BadParameter("--rnn must be lstm or gru")
+    settings = _settings(home)
+    result = steps.train_trend(settings, profile=profile, epochs=epochs, seed=seed, rnn=rnn, ablation=ablation,
+                               progress=not quiet)
+    record = steps.export_model(settings, result)
+    forecasts = steps.forecast_trends(settings, model_id=record["model_id"])
+    _print_json({**{k: record[k] for k in ("model_id", "task", "version", "sha256", "artifacts") if k in record},
+                 "metrics": {k: v for k, v in record["metrics"].items() if not isinstance(v, dict | list)},
+                 "forecasts": forecasts})
 
 
 @models_app.command("prepare")
@@ -525,6 +540,22 @@ Variant = Annotated[str, typer.Option("--variant", help="auto (int8 on the CPU w
 def _check_variant(variant: str) -> None:
     if variant not in ("auto", "fp32", "int8"):
         raise typer.BadParameter("--variant must be auto, fp32 or int8")
+
+
+@forecast_app.command("trends")
+@command
+def forecast_trends(
+    model: Annotated[str | None, typer.Option("--model", help="A trend model's id (default: the latest).")] = None,
+    device: Annotated[str, typer.Option("--device", help="auto, cuda or cpu.")] = "auto",
+    variant: Variant = "auto",
+    home: Home = None,
+) -> None:
+    """Forecast every trend window whose target month is not complete yet into trend_forecasts (past
+    forecasts are kept: trend_forecast_outcomes compares them with what happened)."""
+    from . import steps
+
+    _check_variant(variant)
+    _print_json(steps.forecast_trends(_settings(home), model_id=model, device=device, variant=variant))
 
 
 @app.command("predict")

@@ -30,7 +30,7 @@ from emopulse.warehouse.posts import load_posts
 from emopulse.warehouse.windows import refresh_windows
 
 from .settings import Settings
-from .steps import writer
+from .steps import refresh_forecasts, writer
 
 __all__ = [
     "InboxSummary",
@@ -137,6 +137,7 @@ class _Windows:
     it starts with the days a crashed or failed command left there."""
 
     def __init__(self, settings: Settings) -> None:
+        self.settings = settings
         self.path = pending_windows_path(settings)
         self.days: set[date] | None = _read_pending(self.path)  # None: every window
 
@@ -150,12 +151,17 @@ class _Windows:
             self.days |= new
 
     def refresh(self, wh: Warehouse) -> dict[str, Any] | None:
-        """Refresh the pending days (every window when None), then remove the marker."""
+        """Refresh the pending days (every window when None), then remove the marker; then the
+        trend forecasts, when a trend model is registered (`forecasts` in the result)."""
         windows = None
         if self.days is None or self.days:
             windows = asdict(refresh_windows(wh, self.days))
         self.path.unlink(missing_ok=True)
         self.days = set()
+        if windows is not None and (windows["windows_written"] or windows["labels_updated"]):
+            forecasts = refresh_forecasts(wh, self.settings)
+            if forecasts is not None:
+                windows["forecasts"] = forecasts
         return windows
 
 

@@ -22,7 +22,7 @@ from .settings import Settings
 __all__ = [
     "ImportSummary", "clean", "crawl", "import_comments", "publish", "read_bvids", "read_keywords",
     "score", "train_emoji", "export_model", "writer", "prepare_models", "predict", "predict_emoji", "text_encoder_path",
-    "annotate_emotions",
+    "annotate_emotions", "train_trend", "forecast_trends", "forecast_trends_in", "refresh_forecasts",
 ]
 
 log = logging.getLogger(__name__)
@@ -177,6 +177,65 @@ def train_emotions(settings: Settings, *, profile: str = "cpu", epochs: int | No
                  cache_dir=settings.home / "cache", progress=progress)
 
 
+def train_trend(settings: Settings, *, profile: str = "cpu", epochs: int | None = None, seed: int = 0,
+                rnn: str | None = None, ablation: bool | None = None, progress: bool = True):
+    """Train the trend forecaster on `trend_windows` (walk-forward folds beside the baselines, the
+    ablation, the all-data retrain). The warehouse is read once (the day matrix, texts embedded
+    through the feature cache), then closed while training runs."""
+    from emopulse.training.trend.train import prepare_data, profile_config, train_trend as train
+
+    config = profile_config(profile, seed=seed, epochs=epochs, rnn=rnn, ablation=ablation,
+                            text_encoder_path=text_encoder_path(settings))
+    with Warehouse.open(settings.database, command="train trend") as wh:
+        data = prepare_data(wh.con, config, cache_dir=settings.home / "cache", home=settings.home, progress=progress)
+    return train(data, out_dir=settings.home / "runs" / "trend", config=config, progress=progress)
+
+
+def _trend_encoders(settings: Settings, record: Any, progress: bool = False) -> dict[str, Any]:
+    """The text and image embedders a trend model was trained with (only those), from the settings."""
+    from emopulse.training.trend.train import TrainConfig, embedders
+
+    kinds = set((record.params.get("encoders") or {}))
+    config = record.params.get("config") or {}
+    cfg = TrainConfig(text_encoder_path=text_encoder_path(settings) if "text" in kinds else None,
+                      use_text="text" in kinds, use_images="image" in kinds,
+                      **{k: config[k] for k in ("text_prefix", "text_clean", "max_len") if k in config})
+    text_embed, image_embed, fingerprints, _ = embedders(cfg, settings.home / "cache", progress=progress)
+    return {"text_embed": text_embed, "image_embed": image_embed, "encoders": fingerprints}
+
+
+def forecast_trends_in(wh: Warehouse, settings: Settings, *, model_id: str | None = None, device: str = "auto",
+                       variant: str = "auto") -> dict[str, Any]:
+    """`forecast_trends` on an open warehouse (the caller holds it), with the settings' encoders."""
+    from emopulse.serving import find_model
+    from emopulse.serving.forecast import forecast_trends
+
+    record = find_model(wh, model_id=model_id, task="trend")
+    return forecast_trends(wh, model=record, device=device, variant=variant,  # type: ignore[arg-type]
+                           int8_max_change=settings.scoring_int8_max_change,
+                           **_trend_encoders(settings, record)).to_dict()
+
+
+def forecast_trends(settings: Settings, *, model_id: str | None = None, device: str = "auto",
+                    variant: str = "auto") -> dict[str, Any]:
+    """Forecast every trend window whose target month is not complete into `trend_forecasts`
+    with the latest (or given) trend model."""
+    with writer(settings, "forecast trends") as wh:
+        return forecast_trends_in(wh, settings, model_id=model_id, device=device, variant=variant)
+
+
+def refresh_forecasts(wh: Warehouse, settings: Settings) -> dict[str, Any] | None:
+    """After the windows changed: forecast again with the latest trend model, if there is one (a
+    failure is logged and reported, never raised: the posts are loaded either way)."""
+    if not wh.con.execute("SELECT count(*) FROM models WHERE task = 'trend'").fetchall()[0][0]:
+        return None
+    try:
+        return forecast_trends_in(wh, settings)
+    except Exception as exc:  # noqa: BLE001 - the import stands; the next refresh tries again
+        log.warning("refreshing trend forecasts failed: %s", exc)
+        return {"error": f"{type(exc).__name__}: {exc}"}
+
+
 def predict(settings: Settings, *, task: str, input_path: Path, text_col: str, output_path: Path,
             model_id: str | None = None, device: str = "auto", variant: str = "auto",
             image_col: str | None = None, tags_out: Path | None = None, id_col: str = "guid") -> dict[str, Any]:
@@ -231,7 +290,7 @@ def score(settings: Settings, *, task: str | None = None, model_id: str | None =
           variant: str = "auto") -> dict[str, Any]:
     """Score what the model has not scored yet into `predictions` (ONNX Runtime): the given
     model, else the latest model of `task`, else the latest model of every task."""
-    from emopulse.serving import score_model
+    from emopulse.serving import find_model, score_model
     from emopulse.training.result import TASKS
 
     with writer(settings, "score") as wh:
@@ -242,11 +301,17 @@ def score(settings: Settings, *, task: str | None = None, model_id: str | None =
                 raise LookupError("no model registered: train and register one first (`emopulse train emoji`)")
         else:
             tasks = [task]
-        runs = []
+        runs, forecasts = [], []
         for each in tasks:
-            runs += score_model(wh, model=model_id, task=each, device=device, variant=variant,  # type: ignore[arg-type]
+            record = find_model(wh, model_id=model_id, task=each)
+            if record.task == "trend":  # a forecaster scores windows, not entities
+                forecasts.append(forecast_trends_in(wh, settings, model_id=record.model_id, device=device,
+                                                    variant=variant))
+                continue
+            runs += score_model(wh, model=record, device=device, variant=variant,  # type: ignore[arg-type]
                                 int8_max_change=settings.scoring_int8_max_change)
-    return {"scored": [asdict(r) for r in runs], "rows": sum(r.rows for r in runs)}
+    out = {"scored": [asdict(r) for r in runs], "rows": sum(r.rows for r in runs)}
+    return {**out, "forecasts": forecasts} if forecasts else out
 
 
 def score_other_tasks(settings: Settings, done_task: str) -> dict[str, Any]:

@@ -25,6 +25,7 @@ _EXPORTS = {
     "PredictSummary": ".predict", "predict_csv": ".predict",
     "AnnotateSummary": ".annotate", "AnnotatedFile": ".annotate", "annotate_files": ".annotate",
     "annotate_csv": ".annotate",
+    "ForecastSummary": ".forecast", "forecast_trends": ".forecast",
 }
 __all__ = sorted(_EXPORTS)
 

@@ -95,7 +95,8 @@ def _shapes(inputs: Mapping[str, np.ndarray]) -> dict[str, list[int]]:
 def check_parity(module: torch.nn.Module, path: str | Path | ModelSession, preprocessor: Preprocessor, head: Head,
                  *, device: str = "cpu", atol: float = 1e-4, k: int = 5,
                  inputs: Sequence[Mapping[str, np.ndarray]] | None = None) -> ParityCheck:
-    """Torch vs ONNX Runtime on `inputs` (default: the preprocessor's parity inputs) for `head.output`.
+    """Torch vs ONNX Runtime on `inputs` (default: the preprocessor's parity inputs) for `head.output`
+    (and every other output of the graph, compared as it is).
 
     Fails with `ParityError` when a probability/value differs by more than `atol`, or when a row's
     top-k labels (ranking, multilabel) differ where torch separates them by more than `atol / 10`."""
@@ -125,6 +126,17 @@ def check_parity(module: torch.nn.Module, path: str | Path | ModelSession, prepr
             raise ParityError(f"{session.path} on {session.provider}: {_what(head)} differ from torch by "
                               f"{diff:.3g} (> atol {atol:g}) for inputs {shapes}")
         worst = max(worst, diff)
+        for name in names:  # the graph's other outputs (a forecaster's share beside its trend), as they are
+            if name == head.output or names.index(name) >= len(out):
+                continue
+            other_want = out[names.index(name)].float().numpy()
+            other_got = session.run(feeds, [name])[name]
+            other = float(np.max(np.abs(other_want - other_got))) if other_want.size else 0.0
+            if other_want.shape != other_got.shape or not other <= atol:
+                raise ParityError(f"{session.path} on {session.provider}: output {name!r} differs from torch by "
+                                  f"{other:.3g} (> atol {atol:g}) or in shape ({list(other_got.shape)} vs "
+                                  f"{list(other_want.shape)}) for inputs {shapes}")
+            worst = max(worst, other)
         if head.kind != "regression" and len(want):
             same = heads.top_k_agreement(want, got, k, tie_tol=atol / 10)
             if not same.all():

@@ -8,6 +8,9 @@
   label, the F1-best on the rows given: validation only; optionally shrunk towards one threshold
   for all labels, by `choose_shrink` on those rows too), `cross_fitted_decisions` (thresholds tuned
   on one half of the rows and applied to the other, both ways) and `argmax_accuracy`.
+* Forecasts (trend): `forecast_metrics` (share MAE, Spearman across categories per forecast day,
+  trend accuracy and macro-F1), `tercile_classes` (shares to -1/0/1 as labels are made),
+  `interval_coverage`.
 """
 
 from __future__ import annotations
@@ -17,8 +20,9 @@ from collections.abc import Collection, Sequence
 
 import numpy as np
 
-__all__ = ["SHRINKS", "THRESHOLD_GRID", "argmax_accuracy", "choose_shrink", "classification_metrics", "cross_fitted_decisions", "main_label",
-           "majority_scores", "multilabel_metrics", "ranking_metrics", "top_k", "topk_accuracy", "tune_thresholds"]
+__all__ = ["SHRINKS", "THRESHOLD_GRID", "argmax_accuracy", "choose_shrink", "classification_metrics", "cross_fitted_decisions",
+           "forecast_metrics", "interval_coverage", "main_label", "majority_scores", "multilabel_metrics", "ranking_metrics",
+           "spearman_by_group", "tercile_classes", "top_k", "topk_accuracy", "tune_thresholds"]
 
 
 def main_label(labels: Sequence[str], counts: Sequence[int] | None = None) -> str:
@@ -218,3 +222,58 @@ def argmax_accuracy(y_true: np.ndarray, scores: np.ndarray) -> float:
     if not len(y):
         return float("nan")
     return float(y[np.arange(len(y)), np.asarray(scores).argmax(1)].mean())
+
+
+# -- forecasts (trend) ---------------------------------------------------------------------------------
+def spearman_by_group(y_true: Sequence[float], y_pred: Sequence[float], groups: Sequence[object]) -> dict:
+    """Spearman's rank correlation of `y_pred` with `y_true` within each group (the SMP Challenge's
+    measure: across categories, per forecast day), and their `mean`. A group with fewer than 3
+    rows, or constant on either side, has no correlation and is left out (`skipped` counts them)."""
+    from scipy.stats import spearmanr
+
+    frame = {"y": np.asarray(y_true, np.float64), "p": np.asarray(y_pred, np.float64)}
+    if frame["y"].shape != frame["p"].shape or len(groups) != len(frame["y"]):
+        raise ValueError("y_true, y_pred and groups need the same length")
+    keys = np.asarray(groups, dtype=object)
+    per: dict[object, float] = {}
+    skipped = 0
+    for key in dict.fromkeys(keys.tolist()):
+        at = keys == key
+        y, p = frame["y"][at], frame["p"][at]
+        if len(y) < 3 or np.ptp(y) == 0 or np.ptp(p) == 0:
+            skipped += 1
+            continue
+        per[key] = float(spearmanr(y, p).statistic)
+    return {"mean": float(np.mean(list(per.values()))) if per else float("nan"), "groups": per, "skipped": skipped}
+
+
+def tercile_classes(values: Sequence[float], groups: Sequence[object]) -> np.ndarray:
+    """-1, 0, 1 per row as the warehouse labels a month (`warehouse.windows`): 1 above the group's
+    2/3 quantile (linear interpolation, DuckDB's `quantile_cont`), -1 below its 1/3 one, else 0."""
+    values = np.asarray(values, np.float64)
+    keys = np.asarray(groups, dtype=object)
+    out = np.zeros(len(values), np.int64)
+    for key in dict.fromkeys(keys.tolist()):
+        at = keys == key
+        low, high = np.quantile(values[at], [1 / 3, 2 / 3])
+        out[at] = np.where(values[at] > high, 1, np.where(values[at] < low, -1, 0))
+    return out
+
+
+def forecast_metrics(y_share: Sequence[float], share: Sequence[float], y_trend: Sequence[int], trend: Sequence[int], *,
+                     groups: Sequence[object]) -> dict:
+    """A forecaster's figures: `mae` of the share, `spearman` (mean over `groups`, see
+    `spearman_by_group`), `trend_accuracy` and `trend_macro_f1` (classes -1, 0, 1)."""
+    y_share, share = np.asarray(y_share, np.float64), np.asarray(share, np.float64)
+    trend_figures = classification_metrics(np.asarray(y_trend) + 1, np.asarray(trend) + 1,
+                                           labels=("down", "flat", "up"))
+    return {"mae": float(np.mean(np.abs(y_share - share))) if len(share) else float("nan"),
+            "spearman": spearman_by_group(y_share, share, groups)["mean"],
+            "trend_accuracy": trend_figures["accuracy"], "trend_macro_f1": trend_figures["macro_f1"],
+            "n": int(len(share))}
+
+
+def interval_coverage(y: Sequence[float], lo: Sequence[float], hi: Sequence[float]) -> float:
+    """The share of `y` inside [lo, hi]."""
+    y, lo, hi = (np.asarray(a, np.float64) for a in (y, lo, hi))
+    return float(((y >= lo) & (y <= hi)).mean()) if len(y) else float("nan")

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-__all__ = ["bar_chart", "heatmap"]
+__all__ = ["bar_chart", "forecast_plot", "heatmap"]
 
 
 def _pyplot():
@@ -57,5 +58,40 @@ def heatmap(matrix: np.ndarray, labels: Sequence[str], path: str | Path, *, titl
     fig.tight_layout()
     path = Path(path)
     fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def forecast_plot(frame: Any, path: str | Path, *, title: str, lines: int = 4) -> Path:
+    """Forecasts against what happened: `frame` has `method`, `category`, `target_month`, `share`
+    (the forecast) and `actual`. Left: every (category, target month) of each method against the
+    actual share, with the diagonal; right: the actual monthly share of the `lines` largest
+    categories (solid) and the model's forecast (dashed)."""
+    plt = _pyplot()
+    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 5))
+    colours = {"model": "#4C72B0", "persistence": "#999999", "aggregate": "#DD8452"}
+    top = 0.0
+    for method, rows in frame.groupby("method", sort=False):
+        left.scatter(rows["actual"], rows["share"], s=8, alpha=0.5, label=method, color=colours.get(method))
+        top = max(top, float(rows["actual"].max()), float(rows["share"].max()))
+    left.plot([0, top], [0, top], color="black", lw=0.8)
+    left.set_xlabel("actual share of the target month")
+    left.set_ylabel("forecast share")
+    left.legend(fontsize=8)
+    model = frame[frame["method"] == "model"]
+    largest = model.groupby("category")["actual"].mean().nlargest(lines).index
+    for i, category in enumerate(largest):
+        rows = model[model["category"] == category].sort_values("target_month")
+        colour = f"C{i}"
+        right.plot(rows["target_month"], rows["actual"], color=colour, marker="o", label=f"category {category}")
+        right.plot(rows["target_month"], rows["share"], color=colour, ls="--", marker="x")
+    right.set_xlabel("target month (solid: actual, dashed: model)")
+    right.set_ylabel("share of posts")
+    right.legend(fontsize=8)
+    right.tick_params(axis="x", rotation=30)
+    fig.suptitle(title)
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path, dpi=110)
     plt.close(fig)
     return path

@@ -15,7 +15,7 @@ two ways. Each preprocessor knows
 Kinds: `text` (a tokenizer, optionally removing emote tokens first), `text_ngrams` (the same text
 through a second, hashed n-gram tokenizer too: a model with a lexical side), `image` (RGB, resize,
 centre crop, normalise), `image_text` (both: a post), `sequence` (a [days, features] float matrix
-with a mask: the trend windows).
+with a mask), `window` (a trend window's raw days: counts, totals, text and image vectors).
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ import json
 import logging
 import re
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, ClassVar, Protocol
 
@@ -41,6 +41,8 @@ __all__ = [
     "SequencePreprocessor",
     "TextNgramPreprocessor",
     "TextPreprocessor",
+    "WINDOW_COUNTS",
+    "WindowPreprocessor",
     "image_pixels",
     "image_problem",
     "load_preprocessor",
@@ -432,6 +434,177 @@ class SequencePreprocessor:
         return _write(folder, self.to_dict())
 
 
+# -- trend windows ----------------------------------------------------------------------------------
+WINDOW_COUNTS = ("posts", "likes", "collects", "comments")
+
+
+@dataclass(frozen=True)
+class WindowPreprocessor:
+    """Trend windows → the trend model's inputs. A record is a mapping of one window's raw days,
+    oldest first: `counts` [days, 4] (the category's posts, likes, collects, comments), `totals`
+    [days] (all posts of the day), and optionally `text` [days, text_dim] with `text_mask` [days]
+    (the mean text vector of the day's posts, 1 where the day has one) and `image`, `image_mask`
+    (the same for images). Out:
+
+    * `numbers` float32 [batch, days, 6]: log1p of the four counts and of the total, and the
+      day's share (posts / total, 0 on a day without posts), each standardised with `mean`/`std`
+      (fitted on the training period only: `fit`);
+    * `text`, `text_mask`, `image`, `image_mask` (zeros where absent);
+    * `summary` float32 [batch, 9]: figures of the whole window (`summary`), raw; the first is
+      the category's share of all posts over the last `recent_days` days (persistence), the
+      second over the whole window.
+
+    `arrays(...)` does the same over batched arrays (training gathers them from a day matrix);
+    `encode(records)` stacks records (left-padded with empty days to the longest) and calls it."""
+
+    text_dim: int = 384
+    image_dim: int = 1280
+    days: int = 60
+    recent_days: int = 30
+    mean: tuple[float, ...] = ()
+    std: tuple[float, ...] = ()
+    kind: ClassVar[str] = "window"
+    features: ClassVar[tuple[str, ...]] = ("log_posts", "log_likes", "log_collects", "log_comments",
+                                           "log_all_posts", "share")
+    summaries: ClassVar[tuple[str, ...]] = ("share_recent", "share_all", "share_7d", "share_14d", "share_slope",
+                                            "log_share_change", "log_likes_per_post", "log_collects_per_post",
+                                            "log_comments_per_post")
+    share_summaries: ClassVar[int] = 4  # the first four are shares
+
+    def __post_init__(self) -> None:
+        n = len(self.features)
+        if self.mean and len(self.mean) != n or self.std and len(self.std) != n:
+            raise ValueError(f"mean/std need one value per feature ({n})")
+        if min(self.text_dim, self.image_dim, self.days, self.recent_days) < 1:
+            raise ValueError("text_dim, image_dim, days and recent_days must be >= 1")
+
+    @staticmethod
+    def raw_numbers(counts: np.ndarray, totals: np.ndarray) -> np.ndarray:
+        """[..., days, 6] before standardising (see the class docstring)."""
+        counts = np.clip(np.asarray(counts, np.float64), 0, None)
+        totals = np.clip(np.asarray(totals, np.float64), 0, None)
+        share = np.divide(counts[..., 0], totals, out=np.zeros_like(totals), where=totals > 0)
+        return np.concatenate([np.log1p(counts), np.log1p(totals)[..., None], share[..., None]], axis=-1)
+
+    def fit(self, counts: np.ndarray, totals: np.ndarray) -> WindowPreprocessor:
+        """This preprocessor with `mean`/`std` per feature over the days given ([..., 4], [...])."""
+        flat = self.raw_numbers(counts, totals).reshape(-1, len(self.features))
+        mean = flat.mean(axis=0) if len(flat) else np.zeros(len(self.features))
+        std = flat.std(axis=0) if len(flat) else np.ones(len(self.features))
+        std = np.where(std > 1e-9, std, 1.0)
+        return replace(self, mean=tuple(float(m) for m in mean), std=tuple(float(s) for s in std))
+
+    @property
+    def input_names(self) -> tuple[str, ...]:
+        return ("numbers", "text", "text_mask", "image", "image_mask", "summary")
+
+    @property
+    def dynamic_axes(self) -> dict[str, dict[int, str]]:
+        return {**{name: {0: "batch", 1: "days"} for name in self.input_names[:-1]}, "summary": {0: "batch"}}
+
+    def summary(self, counts: np.ndarray, totals: np.ndarray) -> np.ndarray:
+        """float64 [batch, 9] of whole windows (`summaries`), each free of the platform's volume
+        (which grows; a level learned in one month would not hold in the next): the category's
+        share of all posts over the last `recent_days` days (persistence), over the whole window,
+        over the last 7 and 14 days; the least-squares slope of the daily share times the
+        window's length; log of the last 14 days' share over the first 30 days' (each + 0.001);
+        log of its likes, collects and comments per post ((n + 1) / (posts + 1))."""
+        counts, totals = np.asarray(counts, np.float64), np.asarray(totals, np.float64)
+        posts, days = counts[..., 0], counts.shape[1]
+
+        def share(p: np.ndarray, t: np.ndarray) -> np.ndarray:
+            p, t = p.sum(1), t.sum(1)
+            return np.divide(p, t, out=np.zeros_like(t), where=t > 0)
+
+        daily = np.divide(posts, totals, out=np.zeros_like(totals), where=totals > 0)
+        x = np.arange(days) - (days - 1) / 2
+        slope = (daily * x).sum(1) / max((x ** 2).sum(), 1e-12)
+        recent = [share(posts[:, -n:], totals[:, -n:]) for n in (self.recent_days, days, 7, 14)]
+        change = np.log((recent[3] + 1e-3) / (share(posts[:, :30], totals[:, :30]) + 1e-3))
+        per_post = [np.log((counts[..., j].sum(1) + 1) / (posts.sum(1) + 1)) for j in (1, 2, 3)]
+        return np.stack([*recent, slope * days, change, *per_post], axis=1)
+
+    def arrays(self, counts: np.ndarray, totals: np.ndarray, text: np.ndarray | None = None,
+               text_mask: np.ndarray | None = None, image: np.ndarray | None = None,
+               image_mask: np.ndarray | None = None) -> dict[str, np.ndarray]:
+        """The graph's inputs from batched raw arrays: counts [B, D, 4], totals [B, D], ...."""
+        counts = np.asarray(counts)
+        if counts.ndim != 3 or counts.shape[-1] != len(WINDOW_COUNTS):
+            raise ValueError(f"counts must be [batch, days, {len(WINDOW_COUNTS)}], not {list(counts.shape)}")
+        b, d = counts.shape[:2]
+        if np.shape(totals) != (b, d):
+            raise ValueError(f"totals must be [batch, days] = {[b, d]}, not {list(np.shape(totals))}")
+        n = len(self.features)
+        mean = np.asarray(self.mean or [0.0] * n)
+        std = np.asarray(self.std or [1.0] * n)
+        numbers = ((self.raw_numbers(counts, totals) - mean) / std).astype(np.float32)
+
+        def media(values: np.ndarray | None, mask: np.ndarray | None, dim: int, name: str) -> tuple[np.ndarray, np.ndarray]:
+            if values is None:
+                return np.zeros((b, d, dim), np.float32), np.zeros((b, d), np.float32)
+            values = np.asarray(values, np.float32)
+            if values.shape != (b, d, dim):
+                raise ValueError(f"{name} must be [batch, days, {dim}] = {[b, d, dim]}, not {list(values.shape)}")
+            m = (np.abs(values).sum(-1) > 0) if mask is None else np.asarray(mask) > 0
+            m = m & np.isfinite(values).all(-1)
+            return np.where(m[..., None], np.nan_to_num(values), 0.0).astype(np.float32), m.astype(np.float32)
+
+        text_v, text_m = media(text, text_mask, self.text_dim, "text")
+        image_v, image_m = media(image, image_mask, self.image_dim, "image")
+        return {"numbers": numbers, "text": text_v, "text_mask": text_m, "image": image_v, "image_mask": image_m,
+                "summary": self.summary(counts, totals).astype(np.float32)}
+
+    def encode(self, records: Sequence[Any]) -> dict[str, np.ndarray]:
+        days = max([self.days, *(len(np.asarray(r["totals"])) for r in records)]) if records else self.days
+        b = len(records)
+        counts, totals = np.zeros((b, days, len(WINDOW_COUNTS))), np.zeros((b, days))
+        parts: dict[str, np.ndarray] = {}
+        for i, record in enumerate(records):
+            n = len(np.asarray(record["totals"]))
+            if np.shape(record["counts"]) != (n, len(WINDOW_COUNTS)):
+                raise ValueError(f"window {i}: counts must be [{n}, {len(WINDOW_COUNTS)}], "
+                                 f"not {list(np.shape(record['counts']))}")
+            counts[i, days - n:], totals[i, days - n:] = record["counts"], record["totals"]  # right-aligned
+            for name, dim in (("text", self.text_dim), ("image", self.image_dim)):
+                if record.get(name) is None:
+                    continue
+                values = parts.setdefault(name, np.zeros((b, days, dim), np.float32))
+                mask = parts.setdefault(f"{name}_mask", np.zeros((b, days), np.float32))
+                values[i, days - n:] = record[name]
+                given = record.get(f"{name}_mask")
+                mask[i, days - n:] = 1.0 if given is None else np.asarray(given, np.float32)
+        return self.arrays(counts, totals, parts.get("text"), parts.get("text_mask"), parts.get("image"),
+                           parts.get("image_mask"))
+
+    def _random(self, batch: int, days: int, seed: int) -> dict[str, np.ndarray]:
+        rng = np.random.default_rng(seed)
+        totals = rng.integers(0, 60, (batch, days)).astype(np.float64)
+        counts = np.stack([rng.binomial(totals.astype(int), 0.1), rng.integers(0, 500, (batch, days)),
+                           rng.integers(0, 200, (batch, days)), rng.integers(0, 50, (batch, days))], axis=-1)
+        text_mask = (rng.random((batch, days)) < 0.4).astype(np.float32)
+        image_mask = (rng.random((batch, days)) < 0.3).astype(np.float32)
+        image_mask[0] = 0.0  # a window without any image
+        text = rng.normal(size=(batch, days, self.text_dim)).astype(np.float32) * text_mask[..., None]
+        image = rng.normal(size=(batch, days, self.image_dim)).astype(np.float32) * image_mask[..., None]
+        return self.arrays(counts, totals, text, text_mask, image, image_mask)
+
+    def sample_inputs(self) -> dict[str, np.ndarray]:
+        return self._random(2, self.days, seed=0)
+
+    def parity_inputs(self) -> list[dict[str, np.ndarray]]:
+        return [self._random(1, self.days, 1), self._random(3, self.days + 5, 2), self._random(7, self.days - 3, 3)]
+
+    def length(self, record: Any) -> int:
+        return len(np.asarray(record["totals"]))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, "text_dim": self.text_dim, "image_dim": self.image_dim, "days": self.days,
+                "recent_days": self.recent_days, "mean": list(self.mean), "std": list(self.std)}
+
+    def save(self, folder: str | Path) -> Path:
+        return _write(folder, self.to_dict())
+
+
 # -- loading ----------------------------------------------------------------------------------------
 def _tokenizer_in(folder: Path | None, data: Mapping[str, Any]) -> Tokenizer:
     data = dict(data)
@@ -463,6 +636,10 @@ def preprocessor_from_dict(data: Mapping[str, Any], folder: str | Path | None = 
     if kind == SequencePreprocessor.kind:
         return SequencePreprocessor(features=tuple(data["features"]), days=int(data["days"]),
                                     mean=tuple(data["mean"]), std=tuple(data["std"]))
+    if kind == WindowPreprocessor.kind:
+        return WindowPreprocessor(text_dim=int(data["text_dim"]), image_dim=int(data["image_dim"]),
+                                  days=int(data["days"]), recent_days=int(data["recent_days"]),
+                                  mean=tuple(float(m) for m in data["mean"]), std=tuple(float(v) for v in data["std"]))
     raise ValueError(f"unknown preprocessor kind {kind!r}")
 
 

@@ -1,4 +1,5 @@
-"""Seeded splits by group (comment or video), recorded as ids so they can be saved with a model.
+"""Seeded splits by group (comment or video), recorded as ids so they can be saved with a model, and
+walk-forward folds in time for the forecaster (`walk_forward_folds`).
 
 A split never cuts a group: every row of a comment (or every comment of a video) lands on one side.
 Ids are kept as strings, so a split survives a JSON round trip whatever type the key column has.
@@ -15,8 +16,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-__all__ = ["Split", "linked_groups", "split_by_comment", "split_by_group", "split_by_video", "stratified_folds",
-           "video_folds"]
+__all__ = ["Split", "TimeFold", "admissible", "linked_groups", "month_end", "split_by_comment", "split_by_group",
+           "split_by_video", "stratified_folds", "video_folds", "walk_forward_folds"]
 
 
 @dataclass(frozen=True)
@@ -252,3 +253,72 @@ def _pick_videos(videos: list[str], sizes: pd.Series, *, share: float, rng: np.r
 
 def _is_missing(value: Any) -> bool:
     return value is None or (isinstance(value, float) and np.isnan(value)) or value is pd.NA or value == ""
+
+
+# -- walk-forward folds in time (trend) ------------------------------------------------------------------
+@dataclass(frozen=True)
+class TimeFold:
+    """One walk-forward fold: `test_month` (the first day of the month whose windows it tests), the
+    row positions of its training, validation and test windows."""
+
+    test_month: pd.Timestamp
+    train: np.ndarray
+    val: np.ndarray
+    test: np.ndarray
+
+    def to_dict(self, window_end: pd.Series) -> dict[str, Any]:
+        def span(rows: np.ndarray) -> list[str] | None:
+            return None if not len(rows) else [str(window_end.iloc[rows].min().date()), str(window_end.iloc[rows].max().date())]
+
+        return {"test_month": str(self.test_month.date()), "train": int(len(self.train)), "val": int(len(self.val)),
+                "test": int(len(self.test)), "train_window_ends": span(self.train),
+                "val_window_ends": span(self.val), "test_window_ends": span(self.test)}
+
+
+def month_end(month: Any) -> pd.Series | pd.Timestamp:
+    """The last day of the month(s) starting at `month`."""
+    return pd.to_datetime(month) + pd.offsets.MonthEnd(0)
+
+
+def admissible(target_month: Any, before: Any) -> np.ndarray:
+    """Windows whose target month ends before the day `before`: their labels were known then."""
+    return np.asarray(month_end(pd.Series(pd.to_datetime(target_month))) < pd.Timestamp(before))
+
+
+def walk_forward_folds(window_end: Iterable[Any], target_month: Iterable[Any], *, val_months: int = 1,
+                       min_train: int = 1, test_months: Iterable[Any] | None = None,
+                       eligible: np.ndarray | None = None) -> list[TimeFold]:
+    """Expanding walk-forward folds, one per test month (a calendar month of `window_end`), never
+    shuffled: a fold trains only on windows whose target month ends before its first test
+    window_end (what was known at forecast time). Its validation windows (early stopping) are those
+    of the last `val_months` window_end months among them, and its training windows in turn only
+    those whose target month ends before the first validation window_end. `eligible` (bool per row)
+    limits every part to some windows (e.g. enough posts); a month whose fold would have fewer
+    than `min_train` training or no validation windows (with `val_months` > 0) is not a fold."""
+    ends = pd.to_datetime(pd.Series(list(window_end))).reset_index(drop=True)
+    targets = pd.to_datetime(pd.Series(list(target_month))).reset_index(drop=True)
+    if len(ends) != len(targets):
+        raise ValueError(f"{len(ends)} window ends but {len(targets)} target months")
+    ok = np.ones(len(ends), bool) if eligible is None else np.asarray(eligible, bool)
+    months = ends.dt.to_period("M").dt.to_timestamp()
+    wanted = sorted(set(months[ok])) if test_months is None else [pd.Timestamp(m).to_period("M").to_timestamp()
+                                                                   for m in test_months]
+    folds = []
+    for month in wanted:
+        test = np.flatnonzero(ok & (months == month).to_numpy())
+        if not len(test):
+            continue
+        known = ok & admissible(targets, ends.iloc[test].min())
+        val = np.zeros(0, np.int64)
+        train_mask = known
+        if val_months:
+            val_month_set = sorted(set(months[known]))[-val_months:]
+            if not val_month_set:
+                continue
+            val = np.flatnonzero(known & months.isin(val_month_set).to_numpy())
+            train_mask = known & admissible(targets, ends.iloc[val].min())
+        train = np.flatnonzero(train_mask)
+        if len(train) < max(1, min_train) or (val_months and not len(val)):
+            continue
+        folds.append(TimeFold(test_month=month, train=train, val=val, test=test))
+    return folds

@@ -13,11 +13,12 @@ from dataclasses import dataclass
 import duckdb
 
 from .schema import (
-    ADDED_COLUMNS, CAPTION_TABLES, CRAWL_TABLES, EMOJI_COMMENTS_COLUMNS, EMOTION_TABLES, HARDENING_COLUMNS, POST_TABLES,
+    ADDED_COLUMNS, CAPTION_TABLES, CRAWL_TABLES, EMOJI_COMMENTS_COLUMNS, EMOTION_TABLES, FORECAST_TABLES, HARDENING_COLUMNS, POST_TABLES,
     PREDICTION_INPUT_COLUMNS, REGISTRY_COLUMNS, SENTIMENT_TABLES, TABLES, create_table_sql,
 )
 
-__all__ = ["DAILY_EMOTIONS_SQL", "DAILY_SENTIMENT_SQL", "MIGRATIONS", "Migration", "migrate", "schema_version"]
+__all__ = ["DAILY_EMOTIONS_SQL", "DAILY_SENTIMENT_SQL", "MIGRATIONS", "TREND_FORECAST_OUTCOMES_SQL", "Migration", "migrate",
+           "schema_version"]
 
 # One row per (comment, emote), deduplicated: the same user (mid, else uname) posting the same
 # content (message, else sentence) counts once per emote; the earliest real comment is kept. A row
@@ -91,6 +92,19 @@ WITH model AS (
 SELECT day, entity_kind, emotion, avg(score) * 10 AS mean_energy, count(DISTINCT entity_id) AS n
 FROM dated WHERE day IS NOT NULL
 GROUP BY day, entity_kind, emotion
+"""
+
+# Every trend forecast whose target month has completed since, beside what happened: the actual
+# share and trend, the absolute error, whether the interval held it, whether the trend was right.
+TREND_FORECAST_OUTCOMES_SQL = """
+CREATE OR REPLACE VIEW trend_forecast_outcomes AS
+SELECT f.model_id, f.forecast_at, f.category, f.window_end, f.target_month, f.share, f.share_lo, f.share_hi,
+       f.trend, w.label_share AS actual_share, w.label_trend AS actual_trend,
+       abs(f.share - w.label_share) AS abs_error,
+       w.label_share BETWEEN f.share_lo AND f.share_hi AS in_interval,
+       f.trend = w.label_trend AS trend_hit
+FROM trend_forecasts AS f JOIN trend_windows AS w USING (window_end, category)
+WHERE w.label_share IS NOT NULL
 """
 
 
@@ -185,6 +199,13 @@ def _emotions(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(DAILY_EMOTIONS_SQL)
 
 
+def _forecasts(con: duckdb.DuckDBPyConnection) -> None:
+    """Issue 12: the trend model's forecasts and the `trend_forecast_outcomes` view."""
+    for spec in FORECAST_TABLES:
+        con.execute(create_table_sql(spec))
+    con.execute(TREND_FORECAST_OUTCOMES_SQL)
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "tables of issue 2 and the emoji_comments view", _initial),
     Migration(2, "crawl passes, emote image state, video sources, cool-downs", _crawling),
@@ -194,6 +215,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(6, "sentiment_pairs (image + text pairs of the sentiment model)", _sentiment),
     Migration(7, "captions, predictions.text_only, the daily_sentiment view", _captions),
     Migration(8, "emotion_texts, emotion_labels, the daily_emotions view", _emotions),
+    Migration(9, "trend_forecasts, the trend_forecast_outcomes view", _forecasts),
 )
 
 

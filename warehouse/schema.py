@@ -22,6 +22,7 @@ __all__ = [
     "SENTIMENT_TABLES",
     "CAPTION_TABLES",
     "EMOTION_TABLES",
+    "FORECAST_TABLES",
     "PREDICTION_INPUT_COLUMNS",
     "PUBLISHED",
     "TABLES",
@@ -343,6 +344,31 @@ EMOTION_TABLES: tuple[TableSpec, ...] = (
     ),
 )
 
+# The trend model's forecasts (issue 12): created by migration 9.
+FORECAST_TABLES: tuple[TableSpec, ...] = (
+    TableSpec(
+        "trend_forecasts",
+        {
+            "model_id": "VARCHAR",
+            "forecast_at": "TIMESTAMPTZ",
+            "category": "INTEGER",
+            "window_end": "DATE",
+            "target_month": "DATE",
+            "share": "DOUBLE",
+            "share_lo": "DOUBLE",
+            "share_hi": "DOUBLE",
+            "trend": "INTEGER",
+            "p_down": "DOUBLE",
+            "p_flat": "DOUBLE",
+            "p_up": "DOUBLE",
+        },
+        primary_key=("model_id", "category", "window_end"),
+        description="A trend model's forecast for a window whose target month was not complete: the category's "
+        "share of the target month's posts with its interval, the trend (-1, 0, 1) and its probabilities. "
+        "Kept once the month completes (`trend_forecast_outcomes` compares them with what happened).",
+    ),
+)
+
 # Columns migration 7 appends: whether a prediction saw only the text of an image + text input.
 PREDICTION_INPUT_COLUMNS: dict[str, tuple[str, ...]] = {"predictions": ("text_only",)}
 
@@ -536,16 +562,18 @@ TABLES: dict[str, TableSpec] = {
         *SENTIMENT_TABLES,
         *CAPTION_TABLES,
         *EMOTION_TABLES,
+        *FORECAST_TABLES,
     )
 }
 
 # Tables and views readers get as Parquet snapshots (and catalog views), in this order.
-PUBLISHED: tuple[str, ...] = (*TABLES, "emoji_comments", "daily_sentiment", "daily_emotions")
+PUBLISHED: tuple[str, ...] = (*TABLES, "emoji_comments", "daily_sentiment", "daily_emotions", "trend_forecast_outcomes")
 
 # A published view is re-exported whenever one of the tables it reads changed.
 DERIVED_FROM: dict[str, tuple[str, ...]] = {"emoji_comments": ("comments", "comment_emotes"),
                                             "daily_sentiment": ("predictions", "models", "comments", "posts"),
-                                            "daily_emotions": ("predictions", "models", "comments", "posts")}
+                                            "daily_emotions": ("predictions", "models", "comments", "posts"),
+                                            "trend_forecast_outcomes": ("trend_forecasts", "trend_windows")}
 
 
 def table(name: str) -> TableSpec:

@@ -49,7 +49,7 @@ from typing import Any
 
 import duckdb
 
-from .migrations import DAILY_EMOTIONS_SQL, DAILY_SENTIMENT_SQL, EMOJI_COMMENTS_KEYED_SQL
+from .migrations import DAILY_EMOTIONS_SQL, DAILY_SENTIMENT_SQL, EMOJI_COMMENTS_KEYED_SQL, TREND_FORECAST_OUTCOMES_SQL
 from .schema import DERIVED_FROM, EMOJI_COMMENTS_COLUMNS, PUBLISHED, TABLES
 from .writer import Warehouse
 
@@ -117,6 +117,7 @@ CATALOG_VIEWS: dict[str, str] = {
     f"FROM ({_view_body(EMOJI_COMMENTS_KEYED_SQL)}) AS keyed",
     "daily_sentiment": _view_body(DAILY_SENTIMENT_SQL),
     "daily_emotions": _view_body(DAILY_EMOTIONS_SQL),
+    "trend_forecast_outcomes": _view_body(TREND_FORECAST_OUTCOMES_SQL),
 }
 assert set(CATALOG_VIEWS) == set(DERIVED_FROM), "every derived view needs its catalog SQL"
 
