@@ -17,8 +17,10 @@ other's (multi-head cross-attention over the window's days, a day without the ot
 masked, a window without it at all adding nothing), then the two are summed where present and
 the numbers' MLP (to the same width) is put beside them, as in the seed. A GRU or LSTM (batch
 first) reads the fused days oldest first; its last state, with the window's summary, feeds two
-heads: `share` = (share_30d + eps) * exp(r) - eps (r learned: a ratio to persistence, so an
-untrained model starts at persistence, clamped at 0) and `trend_logits` over (down, flat, up).
+heads: `share` = (share_30d + eps) * exp(s * r) - eps (r learned: a ratio to persistence, so an
+untrained model starts at persistence, clamped at 0; s, `ratio_scale`, how much of it to apply,
+is chosen on validation windows after training: 1 by default, 0 is persistence itself) and
+`trend_logits` over (down, flat, up).
 
 `use_numbers`, `use_text`, `use_images` switch inputs off (the ablation, and a modality the
 training data do not hold: nothing is computed for it, and the graph still takes its input);
@@ -146,6 +148,8 @@ class TrendModel(nn.Module):
         nn.init.zeros_(self.ratio.weight)
         nn.init.zeros_(self.ratio.bias)
         self.start_log = nn.Parameter(torch.tensor(-4.0))  # without numbers: the share starts from this
+        # how much of the learned ratio to persistence is applied (chosen on validation after training)
+        self.register_buffer("ratio_scale", torch.tensor(1.0))
 
     def forward(self, numbers: torch.Tensor, text: torch.Tensor, text_mask: torch.Tensor, image: torch.Tensor,
                 image_mask: torch.Tensor, summary: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -160,7 +164,7 @@ class TrendModel(nn.Module):
         else:
             start, context = self.start_log.expand(summary.shape[0], 1), torch.zeros_like(logged)
         h = self.body(torch.cat([last, context], dim=-1))
-        share = (torch.exp(start + self.ratio(h)) - eps).clamp(min=0.0)
+        share = (torch.exp(start + self.ratio_scale * self.ratio(h)) - eps).clamp(min=0.0)
         return self.trend(h), share
 
 

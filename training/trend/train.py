@@ -51,7 +51,7 @@ from ..encoders.text import TextEncoder
 from ..evaluation import mean_sd
 from ..features import encoder_fingerprint, image_features, text_features
 from ..loop import FitResult, LoopConfig, ParamGroup, config_dict, fit, pick_device, torch_threads
-from ..metrics import forecast_metrics, interval_coverage, tercile_classes
+from ..metrics import forecast_metrics, interval_coverage, spearman_by_group, tercile_classes
 from ..plots import forecast_plot
 from ..preprocess import TextPreprocessor, WindowPreprocessor
 from ..report import eval_summary_markdown, markdown_table, write_json
@@ -115,10 +115,12 @@ class TrainConfig:
     days: int = 60
     recent_days: int = 30
     val_months: int = 1
+    max_test_months: int | None = None  # only the last this many test months (None: every month with a fold)
     min_window_posts: int = 100  # posts of all categories in the window's 60 days
     min_month_posts: int = 100  # posts in the target month
     interval: float = 0.8  # central share interval from residual quantiles
     trend_from: str = "auto"  # head, share (terciles of forecast shares), auto: chosen on validation
+    ratio_scale: float | None = None  # None: chosen on validation from RATIO_SCALES
     ablation: bool = True
     retrain_epochs: int | None = None  # None: the median of the folds' best epochs
     quality_records: int = 200
@@ -141,6 +143,8 @@ def check_config(cfg: TrainConfig) -> TrainConfig:
         raise ValueError(f"interval must be in (0, 1), not {cfg.interval}")
     if not 1 <= cfg.recent_days <= cfg.days:
         raise ValueError(f"need 1 <= recent_days <= days, got {cfg.recent_days} and {cfg.days}")
+    if cfg.max_test_months is not None and cfg.max_test_months < 1:
+        raise ValueError("max_test_months must be >= 1 (or None: every month)")
     if cfg.val_months < 1:
         raise ValueError("val_months must be >= 1: early stopping and the interval need validation windows")
     return cfg
@@ -250,6 +254,8 @@ def prepare_data(con: Any, cfg: TrainConfig, *, cache_dir: str | Path | None = N
 def folds_of(data: Data, cfg: TrainConfig) -> list[TimeFold]:
     folds = walk_forward_folds(data.windows["window_end"], data.windows["target_month"], val_months=cfg.val_months,
                                eligible=data.eligible)
+    if cfg.max_test_months is not None:
+        folds = folds[-cfg.max_test_months:]
     if not folds:
         raise ValueError("no walk-forward fold: the eligible windows need a test month with earlier admissible "
                          "training and validation months (more months of posts, or lower min_window_posts / "
@@ -384,6 +390,30 @@ def _figures(data: Data, rows: np.ndarray, share: np.ndarray | None, trend: np.n
     return figures
 
 
+RATIO_SCALES = (0.0, 0.25, 0.5, 0.75, 1.0)
+
+
+def choose_ratio_scale(data: Data, val: np.ndarray, model: TrendModel, pre: WindowPreprocessor,
+                       cfg: TrainConfig) -> float:
+    """How much of the learned ratio to persistence to apply (`TrendModel.ratio_scale`), the
+    validation windows' best mean Spearman over `RATIO_SCALES` (ties: the larger); set on the
+    model and returned. `cfg.ratio_scale` set: that, unchosen."""
+    if cfg.ratio_scale is not None:
+        model.ratio_scale.fill_(cfg.ratio_scale)
+        return float(cfg.ratio_scale)
+    eps = cfg.share_eps
+    model.ratio_scale.fill_(1.0)
+    share, _ = predict(model, pre, data, val)
+    persistence = window_aggregates(data, val)[:, 0]
+    ratio = np.log(share + eps) - np.log(persistence + eps)
+    groups = data.windows["window_end"].to_numpy()[val]
+    figures = {s: spearman_by_group(data.y_share[val], (persistence + eps) * np.exp(s * ratio) - eps, groups)["mean"]
+               for s in RATIO_SCALES}
+    best = max(RATIO_SCALES, key=lambda s: (np.nan_to_num(figures[s], nan=-2.0), s))
+    model.ratio_scale.fill_(best)
+    return float(best)
+
+
 def trend_classes(data: Data, rows: np.ndarray, share: np.ndarray, probs: np.ndarray, rule: str) -> np.ndarray:
     """-1, 0, 1 per window: the trend head's argmax (`head`), or the terciles of the forecast shares
     across the categories of each window_end, as labels are made (`share`)."""
@@ -425,6 +455,7 @@ def cross_validate(data: Data, cfg: TrainConfig, *, folds: Sequence[TimeFold] | 
     for i, fold in enumerate(folds):
         month = f"{fold.test_month:%Y-%m}"
         model, pre, fitted = fit_model(data, fold.train, fold.val, cfg, progress=progress, label=f"{label} {month}")
+        scale = choose_ratio_scale(data, fold.val, model, pre, cfg)
         share, probs = predict(model, pre, data, fold.test)
         val_share, val_probs = predict(model, pre, data, fold.val)
         q = interval_quantiles(data.y_share[fold.val], val_share, cfg.interval, eps)
@@ -439,9 +470,10 @@ def cross_validate(data: Data, cfg: TrainConfig, *, folds: Sequence[TimeFold] | 
                     plot_rows.append(pd.DataFrame({"method": name, "row": fold.test, "share": out["share"]}))
         plot_rows.append(pd.DataFrame({"method": "model", "row": fold.test, "share": share}))
         residuals.append(np.log(data.y_share[fold.test] + eps) - np.log(share + eps))
-        runs.append({"fold": i, "test_month": month, "target_month": f"{fold.test_month + pd.DateOffset(months=2):%Y-%m}",
-                     **fold.to_dict(data.windows["window_end"]), "best_epoch": fitted.best_epoch,
-                     "epochs_run": fitted.epochs_run, "interval_quantiles": q, "trend_from": trend_from,
+        runs.append({**fold.to_dict(data.windows["window_end"]), "fold": i, "test_month": month,
+                     "target_month": f"{fold.test_month + pd.DateOffset(months=2):%Y-%m}", "best_epoch": fitted.best_epoch,
+                     "epochs_run": fitted.epochs_run, "ratio_scale": scale, "interval_quantiles": q,
+                     "trend_from": trend_from,
                      "val_trend_macro_f1": val_f1, "results": results})
         log.info("%s %s: %s", label, month, {m: {k: round(v, 4) for k, v in r.items() if k != "n"}
                                               for m, r in results.items()})
@@ -532,6 +564,8 @@ def _train(data: Data, *, out_dir: Path, cfg: TrainConfig, progress: bool) -> Tr
     epochs = cfg.retrain_epochs or cv["chosen_epochs"]
     t0 = time.perf_counter()
     model, pre, fitted = retrain(data, cfg, epochs=epochs, out_dir=out_dir, progress=progress)
+    scale = float(np.median([f["ratio_scale"] for f in cv["folds"]])) if cfg.ratio_scale is None else cfg.ratio_scale
+    model.ratio_scale.fill_(scale)
     q = tuple(float(v) for v in np.quantile(cv["residuals"], [(1 - cfg.interval) / 2, 1 - (1 - cfg.interval) / 2]))
     seconds = {"prepare": data.seconds.get("prepare", 0.0), "folds": cv["seconds"],
                "retrain": round(time.perf_counter() - t0, 1),
@@ -541,7 +575,8 @@ def _train(data: Data, *, out_dir: Path, cfg: TrainConfig, progress: bool) -> Tr
     interval = {"level": cfg.interval, "log_ratio_quantiles": list(q), "share_eps": cfg.share_eps,
                 "from": f"{len(cv['residuals'])} out-of-sample residuals of {len(cv['folds'])} walk-forward test months",
                 "coverage_on_folds": cv["summary"]["model"]["coverage"], "trend_from": trend_from,
-                "trend_from_per_fold": rules}
+                "trend_from_per_fold": rules, "ratio_scale": scale,
+                "ratio_scale_per_fold": [f["ratio_scale"] for f in cv["folds"]]}
     metrics = _metrics(cv, data, cfg, epochs, seconds, ablation, interval)
     plot = forecast_plot(_plot_frame(data, cv), out_dir / "forecast_vs_actual.png",
                          title=f"{NAME}: forecast vs actual share (walk-forward test months)")
@@ -615,8 +650,9 @@ def _summary(cv: Mapping[str, Any], data: Data, cfg: TrainConfig, epochs: int, s
         f"Mean ± sd over {len(folds)} test months": markdown_table(
             ["method", *FIGURES], [[names[k], *(_cell(summary[k][f]) for f in FIGURES)] for k in methods]),
         "Per test month (Spearman / trend macro-F1)": markdown_table(
-            ["test month", "target month", "train", "val", "test", "best epoch", "trend from", *methods],
-            [[f["test_month"], f["target_month"], f["train"], f["val"], f["test"], f["best_epoch"], f["trend_from"],
+            ["test month", "target month", "train", "val", "test", "best epoch", "ratio scale", "trend from", *methods],
+            [[f["test_month"], f["target_month"], f["train"], f["val"], f["test"], f["best_epoch"], f["ratio_scale"],
+              f["trend_from"],
               *(f"{_num(f['results'][k]['spearman'])} / {_num(f['results'][k]['trend_macro_f1'])}" for k in methods)]
              for f in folds]),
         "The model minus each baseline, month by month (paired)": [
@@ -629,6 +665,9 @@ def _summary(cv: Mapping[str, Any], data: Data, cfg: TrainConfig, epochs: int, s
             f"Central {cfg.interval:.0%} interval from quantiles of log-ratio residuals: each test month's from its "
             f"validation windows, empirical coverage {_cell(summary['model']['coverage'])} over the test months; "
             f"the registered model's {[round(v, 3) for v in interval['log_ratio_quantiles']]} from {interval['from']}.",
+            "", f"The share applies {interval['ratio_scale']} of the learned ratio to persistence (`ratio_scale`, the "
+            f"median of the folds' {interval['ratio_scale_per_fold']}, each the best validation Spearman of "
+            f"{list(RATIO_SCALES)}; 0 would be persistence itself).",
             "", f"The model's trend class: `{interval['trend_from']}` (per fold, chosen on validation macro-F1: "
             f"{', '.join(interval['trend_from_per_fold'])}; `head`: the trend head's argmax, `share`: terciles of "
             "the forecast shares across categories, as labels are made)."],
