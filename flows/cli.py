@@ -401,6 +401,13 @@ MinComments = Annotated[int | None, typer.Option("--min-comments", min=0, help="
                                                  "training videos (default $EMOPULSE_EMOJI_MIN_COMMENTS).")]
 
 
+def _print_record(record: dict[str, Any], **extra: Any) -> None:
+    """A registered model as the train commands print it: its id, task, version, sha256 and
+    artifacts, its flat metrics (not the per-fold lists), and `extra`."""
+    _print_json({**{k: record[k] for k in ("model_id", "task", "version", "sha256", "artifacts") if k in record},
+                 "metrics": {k: v for k, v in record["metrics"].items() if not isinstance(v, dict | list)}, **extra})
+
+
 def _check_profile(profile: str) -> None:
     if profile not in TRAIN_PROFILES:
         raise typer.BadParameter(f"--profile must be one of {', '.join(TRAIN_PROFILES)}, not {profile!r}")
@@ -420,9 +427,7 @@ def train_emoji(
     result = steps.train_emoji(settings, profile=profile, epochs=epochs, seed=seed, folds=folds,
                                min_comments=min_comments, progress=not quiet)
     record = steps.export_model(settings, result)
-    metrics = record["metrics"]
-    _print_json({**{k: record[k] for k in ("model_id", "task", "version", "sha256", "artifacts") if k in record},
-                 "metrics": {k: v for k, v in metrics.items() if not isinstance(v, dict | list)}})
+    _print_record(record)
 
 
 @train_app.command("sentiment")
@@ -457,8 +462,7 @@ def train_sentiment(
                                    fusion=fusion, loss=loss, augment=augment, heads=heads, ablation=ablation,
                                    progress=not quiet)
     record = steps.export_model(settings, result)
-    _print_json({**{k: record[k] for k in ("model_id", "task", "version", "sha256", "artifacts") if k in record},
-                 "metrics": {k: v for k, v in record["metrics"].items() if not isinstance(v, dict | list)}})
+    _print_record(record)
 
 
 @train_app.command("emotions")
@@ -487,8 +491,7 @@ def train_emotions(
                                   expansion=expansion, expansion_folds=expansion_folds, heads=heads,
                                   progress=not quiet)
     record = steps.export_model(settings, result)
-    _print_json({**{k: record[k] for k in ("model_id", "task", "version", "sha256", "artifacts") if k in record},
-                 "metrics": {k: v for k, v in record["metrics"].items() if not isinstance(v, dict | list)}})
+    _print_record(record)
 
 
 @train_app.command("trend")
@@ -515,9 +518,7 @@ def train_trend(
                                progress=not quiet)
     record = steps.export_model(settings, result)
     forecasts = steps.forecast_trends(settings, model_id=record["model_id"])
-    _print_json({**{k: record[k] for k in ("model_id", "task", "version", "sha256", "artifacts") if k in record},
-                 "metrics": {k: v for k, v in record["metrics"].items() if not isinstance(v, dict | list)},
-                 "forecasts": forecasts})
+    _print_record(record, forecasts=forecasts)
 
 
 @models_app.command("prepare")
@@ -561,7 +562,8 @@ def forecast_trends(
 @app.command("predict")
 @command
 def predict(
-    task: Annotated[str, typer.Argument(help="emoji, sentiment, emotions or trend: the latest model of the task.")],
+    task: Annotated[str, typer.Argument(help="emoji, sentiment or emotions: the latest model of the task (trend "
+                                            "models forecast windows: `emopulse forecast trends`).")],
     input_path: Annotated[Path, typer.Option("--input", help="CSV file (UTF-8) with a text column.")],
     text_col: Annotated[str, typer.Option("--text-col", help="The column holding the text.")],
     output: Annotated[Path, typer.Option("--output", help="CSV to write: the input columns, then the model's "

@@ -245,6 +245,8 @@ def predict(settings: Settings, *, task: str, input_path: Path, text_col: str, o
 
     with Warehouse.open(settings.database, command=f"predict {task}") as wh:
         record = find_model(wh, model_id=model_id, task=task)
+    if record.task == "trend":
+        raise ValueError(f"model {record.model_id} forecasts trend windows, not CSV rows: use `emopulse forecast trends`")
     scorer = load_scorer(record, device=device, variant=variant,  # type: ignore[arg-type]
                          int8_max_change=settings.scoring_int8_max_change)
     return asdict(predict_csv(scorer, input_path, output_path, text_col=text_col, image_col=image_col,

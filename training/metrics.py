@@ -227,8 +227,9 @@ def argmax_accuracy(y_true: np.ndarray, scores: np.ndarray) -> float:
 # -- forecasts (trend) ---------------------------------------------------------------------------------
 def spearman_by_group(y_true: Sequence[float], y_pred: Sequence[float], groups: Sequence[object]) -> dict:
     """Spearman's rank correlation of `y_pred` with `y_true` within each group (the SMP Challenge's
-    measure: across categories, per forecast day), and their `mean`. A group with fewer than 3
-    rows, or constant on either side, has no correlation and is left out (`skipped` counts them)."""
+    measure: across categories, per target month), and their `mean`. A group with fewer than 3
+    rows, or constant on either side (up to float noise), has no correlation and is left out
+    (`skipped` counts them)."""
     from scipy.stats import spearmanr
 
     frame = {"y": np.asarray(y_true, np.float64), "p": np.asarray(y_pred, np.float64)}
@@ -240,7 +241,7 @@ def spearman_by_group(y_true: Sequence[float], y_pred: Sequence[float], groups: 
     for key in dict.fromkeys(keys.tolist()):
         at = keys == key
         y, p = frame["y"][at], frame["p"][at]
-        if len(y) < 3 or np.ptp(y) == 0 or np.ptp(p) == 0:
+        if len(y) < 3 or np.ptp(y) <= 1e-12 * max(1.0, np.abs(y).max()) or np.ptp(p) <= 1e-12 * max(1.0, np.abs(p).max()):
             skipped += 1
             continue
         per[key] = float(spearmanr(y, p).statistic)
@@ -261,14 +262,23 @@ def tercile_classes(values: Sequence[float], groups: Sequence[object]) -> np.nda
 
 
 def forecast_metrics(y_share: Sequence[float], share: Sequence[float], y_trend: Sequence[int], trend: Sequence[int], *,
-                     groups: Sequence[object]) -> dict:
+                     groups: Sequence[object], items: Sequence[object] | None = None) -> dict:
     """A forecaster's figures: `mae` of the share, `spearman` (mean over `groups`, see
-    `spearman_by_group`), `trend_accuracy` and `trend_macro_f1` (classes -1, 0, 1)."""
+    `spearman_by_group`; with `items`, e.g. categories, the shares are first averaged per group
+    and item, so each group ranks its items once), `trend_accuracy` and `trend_macro_f1`
+    (classes -1, 0, 1)."""
     y_share, share = np.asarray(y_share, np.float64), np.asarray(share, np.float64)
+    ranked = (y_share, share, groups)
+    if items is not None:
+        import pandas as pd
+
+        means = pd.DataFrame({"g": list(groups), "i": list(items), "y": y_share, "p": share}).groupby(
+            ["g", "i"], sort=False)[["y", "p"]].mean().reset_index()
+        ranked = (means["y"].to_numpy(), means["p"].to_numpy(), means["g"].tolist())
     trend_figures = classification_metrics(np.asarray(y_trend) + 1, np.asarray(trend) + 1,
                                            labels=("down", "flat", "up"))
     return {"mae": float(np.mean(np.abs(y_share - share))) if len(share) else float("nan"),
-            "spearman": spearman_by_group(y_share, share, groups)["mean"],
+            "spearman": spearman_by_group(*ranked)["mean"],
             "trend_accuracy": trend_figures["accuracy"], "trend_macro_f1": trend_figures["macro_f1"],
             "n": int(len(share))}
 

@@ -20,6 +20,14 @@ def _pyplot():
     return plt
 
 
+def _save(plt, fig, path: str | Path) -> Path:
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
 def bar_chart(bars: Mapping[str, Mapping[str, float]], path: str | Path, *, title: str, xlabel: str) -> Path:
     """Horizontal bars, one per name, of `{"mean": m, "sd": s}` with the sd as error bars, in the
     given order top to bottom; each bar labelled with its mean."""
@@ -37,11 +45,7 @@ def bar_chart(bars: Mapping[str, Mapping[str, float]], path: str | Path, *, titl
     ax.set_xlim(0, float(np.nanmax(means + sds, initial=0.0)) + 0.12)  # room for the labels
     ax.set_xlabel(xlabel)
     ax.set_title(title)
-    fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, path)
 
 
 def heatmap(matrix: np.ndarray, labels: Sequence[str], path: str | Path, *, title: str, vmin: float = -1.0,
@@ -71,7 +75,9 @@ def forecast_plot(frame: Any, path: str | Path, *, title: str, lines: int = 4) -
     fig, (left, right) = plt.subplots(1, 2, figsize=(12, 5))
     colours = {"model": "#4C72B0", "persistence": "#999999", "aggregate": "#DD8452"}
     top = 0.0
-    for method, rows in frame.groupby("method", sort=False):
+    order = sorted(frame["method"].unique(), key=lambda m: m == "model")  # the model drawn last, on top
+    for method in order:
+        rows = frame[frame["method"] == method]
         left.scatter(rows["actual"], rows["share"], s=8, alpha=0.5, label=method, color=colours.get(method))
         top = max(top, float(rows["actual"].max()), float(rows["share"].max()))
     left.plot([0, top], [0, top], color="black", lw=0.8)
@@ -88,10 +94,9 @@ def forecast_plot(frame: Any, path: str | Path, *, title: str, lines: int = 4) -
     right.set_xlabel("target month (solid: actual, dashed: model)")
     right.set_ylabel("share of posts")
     right.legend(fontsize=8)
+    import matplotlib.dates as mdates
+
+    right.xaxis.set_major_formatter(mdates.DateFormatter("%Y-%m"))
     right.tick_params(axis="x", rotation=30)
     fig.suptitle(title)
-    fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, path)

@@ -8,7 +8,7 @@ from dataclasses import asdict, is_dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["eval_summary_markdown", "markdown_table", "write_json"]
+__all__ = ["eval_summary_markdown", "flat_figures", "markdown_table", "write_json"]
 
 
 def markdown_table(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> list[str]:
@@ -16,6 +16,17 @@ def markdown_table(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> list
     lines = ["| " + " | ".join(header) + " |", "| --- |" + " ---: |" * (len(header) - 1)]
     lines += ["| " + " | ".join(_cell(v) for v in row) + " |" for row in rows]
     return lines
+
+
+def flat_figures(summary: Mapping[str, Mapping[str, Mapping[str, float]]]) -> dict[str, float]:
+    """`{method: {figure: {"mean": m, "sd": s}}}` as flat metrics: the model's figures by their
+    names, every other method's with its name as a prefix, and `<name>_sd` beside each."""
+    flat: dict[str, float] = {}
+    for method, figures in summary.items():
+        prefix = "" if method == "model" else f"{method}_"
+        for name, value in figures.items():
+            flat[f"{prefix}{name}"], flat[f"{prefix}{name}_sd"] = value["mean"], value["sd"]
+    return flat
 
 
 def eval_summary_markdown(*, title: str, sections: Mapping[str, Sequence[str]]) -> str:

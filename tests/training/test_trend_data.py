@@ -68,23 +68,45 @@ def test_the_matrix_from_a_later_day_gives_the_same_windows(warehouse: Path) -> 
     assert np.array_equal(a["counts"], b["counts"]) and np.array_equal(a["totals"], b["totals"])
 
 
-def test_walk_forward_folds_train_only_on_labels_known_before_the_test_month(warehouse: Path) -> None:
-    with duckdb.connect(str(warehouse), read_only=True) as con:
-        windows = read_windows(con, labelled=True)
-    ends, targets = pd.to_datetime(windows["window_end"]), pd.to_datetime(windows["target_month"])
-    folds = walk_forward_folds(ends, targets, val_months=1)
-    assert len(folds) >= 2
+def _check_admissible(folds, ends: pd.Series, targets: pd.Series) -> None:
     for fold in folds:
         first_test = ends.iloc[fold.test].min()
         assert set(ends.iloc[fold.test].dt.to_period("M")) == {fold.test_month.to_period("M")}
         assert (month_end(targets.iloc[fold.train]) < ends.iloc[fold.val].min()).all()
         assert (month_end(targets.iloc[fold.val]) < first_test).all()
         assert ends.iloc[fold.val].max() < first_test and ends.iloc[fold.train].max() < ends.iloc[fold.val].min()
+
+
+def test_walk_forward_folds_train_only_on_labels_known_before_the_test_month(warehouse: Path) -> None:
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        windows = read_windows(con, labelled=True)
+    ends, targets = pd.to_datetime(windows["window_end"]), pd.to_datetime(windows["target_month"])
+    folds = walk_forward_folds(ends, targets, val_months=1)
+    assert len(folds) >= 2
+    _check_admissible(folds, ends, targets)
     assert [len(f.train) for f in folds] == sorted(len(f.train) for f in folds)  # expanding
     assert [f.test_month for f in folds] == sorted(f.test_month for f in folds)
-    eligible = (ends.dt.day % 2 == 0).to_numpy()
-    for fold in walk_forward_folds(ends, targets, eligible=eligible):
+    eligible = (ends.dt.day % 2 == 0).to_numpy()  # a test month whose first window ends on its 2nd day
+    folds = walk_forward_folds(ends, targets, eligible=eligible)
+    _check_admissible(folds, ends, targets)
+    for fold in folds:
         assert eligible[fold.train].all() and eligible[fold.val].all() and eligible[fold.test].all()
+
+
+def test_the_numbers_statistics_come_from_the_training_days_only(warehouse: Path) -> None:
+    from emopulse.training.trend.train import fit_statistics, folds_of, prepare_data, profile_config
+
+    cfg = profile_config("light", min_window_posts=10, min_month_posts=10)
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        data = prepare_data(con, cfg)
+    fold = folds_of(data, cfg)[0]
+    pre = fit_statistics(data, fold.train, data.preprocessor)
+    last = int(data.end[fold.train].max())
+    m = data.matrix
+    raw = WindowPreprocessor.raw_numbers(m.counts[:last + 1], np.repeat(m.totals[:last + 1, None], m.counts.shape[1], 1))
+    np.testing.assert_allclose(pre.mean, raw.reshape(-1, 6).mean(0), rtol=1e-9)
+    everything = data.preprocessor.fit(m.counts.reshape(-1, 4), np.repeat(m.totals, m.counts.shape[1]))
+    assert not np.allclose(pre.mean, everything.mean)  # the later days would have moved them
 
 
 def test_labels_are_the_terciles_the_metrics_compute(warehouse: Path) -> None:
@@ -134,4 +156,20 @@ def test_forecast_metrics_on_hand_computed_cases() -> None:
     assert figures["trend_accuracy"] == pytest.approx(4 / 6)
     assert figures["trend_macro_f1"] == pytest.approx((1 + 0.5 + 0.5) / 3)
     assert tercile_classes([0.0, 0.1, 0.2, 0.3, 0.4, 0.5], ["m"] * 6).tolist() == [-1, -1, 0, 0, 1, 1]
+    assert tercile_classes([0, 0, 0, 1, 1, 1], ["m"] * 6).tolist() == [0] * 6  # strictly above / below, as the SQL
     assert interval_coverage([1, 2, 3, 4], [0, 2.5, 2, 5], [1, 3, 4, 6]) == 0.5
+    # with items, each group ranks the items' means: x (0.1, 0.3), y (0.2, 0.2), z (0.4, 0.5) → rho 0.5
+    by_item = forecast_metrics([0.1, 0.1, 0.2, 0.4], [0.2, 0.4, 0.2, 0.5], [0] * 4, [0] * 4, groups=["a"] * 4,
+                               items=["x", "x", "y", "z"])
+    assert by_item["spearman"] == pytest.approx(0.5)
+
+
+def test_fewer_than_three_categories_are_refused(tmp_path: Path) -> None:
+    from emopulse.training.trend.train import prepare_data, profile_config
+
+    posts, texts = write_trend_posts(tmp_path / "data", days=120, categories=2, per_day=5, seed=1)
+    settings = Settings(home=tmp_path / "home")
+    import_posts(settings, [posts, texts], kind="mkt")
+    with duckdb.connect(str(settings.database), read_only=True) as con, \
+            pytest.raises(ValueError, match="at least 3 categories"):
+        prepare_data(con, profile_config("light"))

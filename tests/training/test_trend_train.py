@@ -63,6 +63,16 @@ def test_the_report_shows_every_baseline_month_by_month_and_the_ablation(trained
     assert result.metrics["windows"]["eligible"] == int(data.eligible.sum())
 
 
+def test_the_registered_retrain_runs_its_chosen_epochs_with_its_chosen_scale(trained) -> None:
+    result, _ = trained
+    m = result.metrics
+    assert len(result.history) == m["retrain_epochs"] == max(1, int(np.median([f["best_epoch"] for f in m["folds"]])))
+    from emopulse.training.checkpoint import load_checkpoint
+
+    ckpt = load_checkpoint(result.files["checkpoint"])
+    assert float(ckpt["state_dict"]["ratio_scale"]) == float(result.module.ratio_scale) == m["interval"]["ratio_scale"]
+
+
 def test_the_export_takes_window_tensors_and_gives_share_and_trend(trained, tmp_path: Path) -> None:
     result, data = trained
     path = export_onnx(result.module, result.preprocessor, tmp_path / "trend.onnx", output_names=result.output_names)
@@ -75,6 +85,14 @@ def test_the_export_takes_window_tensors_and_gives_share_and_trend(trained, tmp_
     assert [i.name for i in graph.input] == list(result.preprocessor.input_names)
     assert [o.name for o in graph.output] == ["trend_logits", "share"]
     assert "seq" not in str(graph.input) and "days" in str(graph.input)
+    from emopulse.serving.quantize import quantization_quality, quantize_int8
+    from emopulse.serving.runtime import open_session
+
+    quantize_int8(path, tmp_path / "trend.int8.onnx")
+    quality = quantization_quality(open_session(path, device="cpu"), open_session(tmp_path / "trend.int8.onnx", device="cpu"),
+                                   result.preprocessor, result.head, list(result.quality_records))
+    share = quality["other_outputs"]["share"]
+    assert quality["change"] >= share["relative_mae"] > 0  # what int8 does to the share counts
 
 
 def test_parity_fails_when_the_second_output_differs(trained, tmp_path: Path) -> None:

@@ -54,7 +54,7 @@ from ..loop import FitResult, LoopConfig, ParamGroup, config_dict, fit, pick_dev
 from ..losses import LOSSES, class_loss
 from ..metrics import classification_metrics
 from ..preprocess import ImagePreprocessor, ImageTextPreprocessor, TextPreprocessor, image_problem
-from ..report import eval_summary_markdown, markdown_table, write_json
+from ..report import eval_summary_markdown, flat_figures, markdown_table, write_json
 from ..result import Head, TrainResult
 from ..splits import Split, linked_groups, stratified_folds
 from .model import FUSIONS, LABELS, MODALITIES, EnsembleHead, FusionHead, SentimentConfig, SentimentModel
@@ -764,11 +764,8 @@ def _metrics(cv: dict[str, Any], data: Data, cfg: TrainConfig, epochs: int, info
              seconds: dict[str, float]) -> dict[str, Any]:
     """Flat means (and `_sd`) first: the model's, then each baseline's with its prefix; then what
     they describe, every fold, the out-of-fold report and the retrain."""
-    flat: dict[str, Any] = {"evaluation": f"stratified_folds(k={cv['k']})", "registered": "all_data_retrain"}
-    for method, figures in cv["summary"].items():
-        prefix = "" if method == "model" else f"{method}_"
-        for name, value in figures.items():
-            flat[f"{prefix}{name}"], flat[f"{prefix}{name}_sd"] = value["mean"], value["sd"]
+    flat: dict[str, Any] = {"evaluation": f"stratified_folds(k={cv['k']})", "registered": "all_data_retrain",
+                            **flat_figures(cv["summary"])}
     return {**flat,
             "describes": (f"means ± sd over {cv['k']} stratified folds of {len(data.y)} labelled pairs (pairs "
                           "sharing an image or a text kept on one side); epochs and every baseline's settings "

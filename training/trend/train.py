@@ -44,6 +44,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from ..checkpoint import load_checkpoint, save_checkpoint
 from ..config import from_profile, text_tokenizer
 from ..daymatrix import DayMatrix, read_day_matrix, read_windows
 from ..encoders.image import ImageEncoder, default_weights
@@ -69,8 +70,10 @@ BASELINE_NAMES = {"persistence": "persistence (last 30 days' share)", "share_60d
                   "aggregate": "aggregate model (gradient boosting)", "class_prior": "class prior (trend only)"}
 FORECAST_FILE = "forecast.json"  # the interval and the trend rule forecasts use
 TREND_RULES = ("head", "share", "auto")
-FIGURES = ("spearman", "mae", "trend_macro_f1", "trend_accuracy")
-HIGHER_IS_BETTER = {"spearman": True, "mae": False, "trend_macro_f1": True, "trend_accuracy": True}
+MIN_CATEGORIES = 3
+FIGURES = ("spearman", "spearman_daily", "mae", "trend_macro_f1", "trend_accuracy")
+HIGHER_IS_BETTER = {"spearman": True, "spearman_daily": True, "mae": False, "trend_macro_f1": True,
+                    "trend_accuracy": True}
 log = logging.getLogger(__name__)
 
 
@@ -221,6 +224,9 @@ def prepare_data(con: Any, cfg: TrainConfig, *, cache_dir: str | Path | None = N
     check_config(cfg)
     text_embed, image_embed, fingerprints, text_dim = embedders(cfg, cache_dir, progress=progress)
     matrix = read_day_matrix(con, text_embed=text_embed, text_dim=text_dim, image_embed=image_embed, home=home)
+    if len(matrix.categories) < MIN_CATEGORIES:
+        raise ValueError(f"the trend model needs at least {MIN_CATEGORIES} categories (Spearman across categories and "
+                         f"the trend's terciles mean nothing with fewer); the posts have {len(matrix.categories)}")
     windows = read_windows(con, labelled=True)
     if windows.empty:
         raise ValueError("no labelled trend windows: a window's label needs its target month complete in the data "
@@ -292,11 +298,22 @@ def predict(model: TrendModel, pre: WindowPreprocessor, data: Data, rows: np.nda
     return np.concatenate(shares), np.concatenate(probs)
 
 
+def _steps_per_epoch(n: int, cfg: TrainConfig) -> int:
+    return math.ceil(n / cfg.batch_size) - (n > cfg.batch_size and n % cfg.batch_size == 1)
+
+
+def schedule_epochs(n: int, cfg: TrainConfig) -> int:
+    """The schedule's length for `n` training windows: `cfg.epochs`, or more where that would be
+    fewer than `cfg.min_steps` optimiser steps (a small training set still gets its steps)."""
+    return max(cfg.epochs, math.ceil(cfg.min_steps / max(1, _steps_per_epoch(n, cfg))))
+
+
 def fit_model(data: Data, train: np.ndarray, val: np.ndarray, cfg: TrainConfig, *, stop_after: int | None = None,
-              out_dir: Path | None = None, progress: bool = False,
+              schedule: int | None = None, out_dir: Path | None = None, progress: bool = False,
               label: str = NAME) -> tuple[TrendModel, WindowPreprocessor, FitResult]:
     """Train on windows `train`, early-stopping on `val` (empty: the schedule's epochs, or
-    `stop_after`). The numbers' statistics come from the training days only."""
+    `stop_after`); `schedule` epochs (default `schedule_epochs`). The numbers' statistics come
+    from the training days only."""
     if not len(train):
         raise ValueError(f"{label}: no window to train on")
     torch.manual_seed(cfg.seed)
@@ -331,8 +348,8 @@ def fit_model(data: Data, train: np.ndarray, val: np.ndarray, cfg: TrainConfig, 
     decay = [p for n, p in model.named_parameters() if p.ndim > 1 and "norm" not in n]
     no_decay = [p for n, p in model.named_parameters() if not (p.ndim > 1 and "norm" not in n)]
     groups = [ParamGroup("model", decay, cfg.lr, cfg.weight_decay), ParamGroup("model_no_decay", no_decay, cfg.lr)]
-    steps = math.ceil(len(train) / cfg.batch_size) - (len(train) > cfg.batch_size and len(train) % cfg.batch_size == 1)
-    epochs = max(cfg.epochs, math.ceil(cfg.min_steps / steps))  # a small training set still gets min_steps steps
+    steps = _steps_per_epoch(len(train), cfg)
+    epochs = schedule or schedule_epochs(len(train), cfg)
     loop = LoopConfig(epochs=epochs, stop_after=None if stop_after is None else min(stop_after, epochs),
                       warmup_frac=cfg.warmup_frac, grad_clip=cfg.grad_clip, amp=cfg.amp, monitor="loss", mode="min",
                       patience=cfg.patience if len(val) else None)
@@ -382,11 +399,15 @@ def baselines(data: Data, fold: TimeFold, cfg: TrainConfig, feats: np.ndarray) -
 
 
 def _figures(data: Data, rows: np.ndarray, share: np.ndarray | None, trend: np.ndarray) -> dict[str, float]:
-    groups = data.windows["window_end"].to_numpy()[rows]
-    figures = forecast_metrics(data.y_share[rows], np.zeros(len(rows)) if share is None else share,
-                               data.y_trend[rows] - 1, trend, groups=groups)
+    """`spearman`: across categories per target month (each category's forecasts and labels of
+    the month's windows averaged); `spearman_daily`: across categories per window_end, averaged."""
+    w = data.windows
+    forecast = np.zeros(len(rows)) if share is None else share
+    figures = forecast_metrics(data.y_share[rows], forecast, data.y_trend[rows] - 1, trend,
+                               groups=w["target_month"].to_numpy()[rows], items=w["category"].to_numpy()[rows])
+    figures["spearman_daily"] = spearman_by_group(data.y_share[rows], forecast, w["window_end"].to_numpy()[rows])["mean"]
     if share is None:  # the class prior forecasts no share
-        figures["mae"] = figures["spearman"] = float("nan")
+        figures["mae"] = figures["spearman"] = figures["spearman_daily"] = float("nan")
     return figures
 
 
@@ -398,9 +419,10 @@ def choose_ratio_scale(data: Data, val: np.ndarray, model: TrendModel, pre: Wind
     """How much of the learned ratio to persistence to apply (`TrendModel.ratio_scale`), the
     validation windows' best mean Spearman over `RATIO_SCALES` (ties: the larger); set on the
     model and returned. `cfg.ratio_scale` set: that, unchosen."""
-    if cfg.ratio_scale is not None:
-        model.ratio_scale.fill_(cfg.ratio_scale)
-        return float(cfg.ratio_scale)
+    if cfg.ratio_scale is not None or not model.cfg.use_numbers:  # without numbers there is no persistence
+        value = 1.0 if cfg.ratio_scale is None else float(cfg.ratio_scale)
+        model.ratio_scale.fill_(value)
+        return value
     eps = cfg.share_eps
     model.ratio_scale.fill_(1.0)
     share, _ = predict(model, pre, data, val)
@@ -472,14 +494,21 @@ def cross_validate(data: Data, cfg: TrainConfig, *, folds: Sequence[TimeFold] | 
         residuals.append(np.log(data.y_share[fold.test] + eps) - np.log(share + eps))
         runs.append({**fold.to_dict(data.windows["window_end"]), "fold": i, "test_month": month,
                      "target_month": f"{fold.test_month + pd.DateOffset(months=2):%Y-%m}", "best_epoch": fitted.best_epoch,
+                     "schedule_epochs": schedule_epochs(len(fold.train), cfg),
                      "epochs_run": fitted.epochs_run, "ratio_scale": scale, "interval_quantiles": q,
                      "trend_from": trend_from,
                      "val_trend_macro_f1": val_f1, "results": results})
         log.info("%s %s: %s", label, month, {m: {k: round(v, 4) for k, v in r.items() if k != "n"}
                                               for m, r in results.items()})
+    for k in range(1, len(runs)):  # the registered construction (earlier folds' test residuals), walk-forward
+        q_pooled = tuple(np.quantile(np.concatenate(residuals[:k]), [(1 - cfg.interval) / 2, 1 - (1 - cfg.interval) / 2]))
+        test = folds[k].test
+        share_k = (data.y_share[test] + eps) * np.exp(-residuals[k]) - eps  # the fold's own forecasts
+        lo, hi = interval_bounds(share_k, q_pooled, eps)
+        runs[k]["results"]["model"]["coverage_pooled"] = interval_coverage(data.y_share[test], lo, hi)
     methods = [m for m in METHODS if m in runs[0]["results"]]
-    summary = {m: {f: dict(zip(("mean", "sd"), mean_sd([r["results"][m][f] for r in runs])))
-                   for f in (*FIGURES, *(("coverage",) if m == "model" else ()))} for m in methods}
+    summary = {m: {f: dict(zip(("mean", "sd"), mean_sd([r["results"][m].get(f) for r in runs])))
+                   for f in (*FIGURES, *(("coverage", "coverage_pooled") if m == "model" else ()))} for m in methods}
     paired = {}
     for m in methods[1:]:
         paired[m] = {}
@@ -493,6 +522,7 @@ def cross_validate(data: Data, cfg: TrainConfig, *, folds: Sequence[TimeFold] | 
     return {"folds": runs, "summary": summary, "paired": paired, "methods": methods,
             "best_epochs": [r["best_epoch"] for r in runs],
             "chosen_epochs": max(1, int(np.median([r["best_epoch"] for r in runs]))),
+            "schedule_epochs": max(1, int(np.median([r["schedule_epochs"] for r in runs]))),
             "residuals": np.concatenate(residuals), "plot": pd.concat(plot_rows, ignore_index=True),
             "seconds": round(time.perf_counter() - started, 1)}
 
@@ -536,14 +566,24 @@ def _cell(value: Mapping[str, float]) -> str:
 
 
 # -- the registered model -------------------------------------------------------------------------------------
-def retrain(data: Data, cfg: TrainConfig, *, epochs: int, out_dir: Path | None = None,
+def retrain(data: Data, cfg: TrainConfig, *, epochs: int, schedule: int, out_dir: Path | None = None,
             progress: bool = False) -> tuple[TrendModel, WindowPreprocessor, FitResult]:
-    """Every eligible labelled window, the first `epochs` epochs of the folds' schedule."""
+    """Every eligible labelled window: the first `epochs` epochs of a `schedule`-epoch schedule
+    (the folds' median), so the retrain follows the trajectory the folds chose its epoch on."""
     rows = np.flatnonzero(data.eligible)
     if not len(rows):
         raise ValueError("no eligible labelled window to retrain on")
-    return fit_model(data, rows, np.zeros(0, np.int64), cfg, stop_after=min(epochs, cfg.epochs), out_dir=out_dir,
+    schedule = max(schedule, epochs)
+    return fit_model(data, rows, np.zeros(0, np.int64), cfg, stop_after=epochs, schedule=schedule, out_dir=out_dir,
                      progress=progress, label=f"{NAME} all data")
+
+
+def _set_checkpoint_scale(path: Path, scale: float) -> None:
+    """The chosen `ratio_scale` into the checkpoint's weights too, so it rebuilds the exported model."""
+    ckpt = load_checkpoint(path)
+    ckpt["state_dict"]["ratio_scale"] = torch.tensor(float(scale))
+    save_checkpoint(path, model_args=ckpt["model_args"], config=ckpt["config"], state_dict=ckpt["state_dict"],
+                    metrics=ckpt["metrics"], extra=ckpt.get("extra"), epoch=ckpt.get("epoch"))
 
 
 def train_trend(data: Data, *, out_dir: str | Path, config: TrainConfig | None = None,
@@ -563,9 +603,11 @@ def _train(data: Data, *, out_dir: Path, cfg: TrainConfig, progress: bool) -> Tr
     ablation = ablate(data, cfg, base=cv, progress=progress) if cfg.ablation else None
     epochs = cfg.retrain_epochs or cv["chosen_epochs"]
     t0 = time.perf_counter()
-    model, pre, fitted = retrain(data, cfg, epochs=epochs, out_dir=out_dir, progress=progress)
+    model, pre, fitted = retrain(data, cfg, epochs=epochs, schedule=cv["schedule_epochs"], out_dir=out_dir,
+                                 progress=progress)
     scale = float(np.median([f["ratio_scale"] for f in cv["folds"]])) if cfg.ratio_scale is None else cfg.ratio_scale
     model.ratio_scale.fill_(scale)
+    _set_checkpoint_scale(fitted.files["best"], scale)
     q = tuple(float(v) for v in np.quantile(cv["residuals"], [(1 - cfg.interval) / 2, 1 - (1 - cfg.interval) / 2]))
     seconds = {"prepare": data.seconds.get("prepare", 0.0), "folds": cv["seconds"],
                "retrain": round(time.perf_counter() - t0, 1),
@@ -574,7 +616,7 @@ def _train(data: Data, *, out_dir: Path, cfg: TrainConfig, progress: bool) -> Tr
     trend_from = cfg.trend_from if cfg.trend_from != "auto" else max(("share", "head"), key=rules.count)
     interval = {"level": cfg.interval, "log_ratio_quantiles": list(q), "share_eps": cfg.share_eps,
                 "from": f"{len(cv['residuals'])} out-of-sample residuals of {len(cv['folds'])} walk-forward test months",
-                "coverage_on_folds": cv["summary"]["model"]["coverage"], "trend_from": trend_from,
+                "coverage_on_folds": cv["summary"]["model"]["coverage_pooled"], "trend_from": trend_from,
                 "trend_from_per_fold": rules, "ratio_scale": scale,
                 "ratio_scale_per_fold": [f["ratio_scale"] for f in cv["folds"]]}
     metrics = _metrics(cv, data, cfg, epochs, seconds, ablation, interval)
@@ -620,7 +662,7 @@ def _metrics(cv: Mapping[str, Any], data: Data, cfg: TrainConfig, epochs: int, s
                           "windows whose target month ended before its first test window_end and early-stopped on the "
                           f"last admissible month. The registered module is a retrain on all eligible windows for "
                           f"{epochs} epochs (the median of the folds' best epochs), which no fold measures."),
-            "labels": list(TREND_LABELS), "profile": cfg.profile, "rnn": cfg.rnn,
+            "labels": list(TREND_LABELS), "profile": cfg.profile, "rnn": cfg.rnn, "retrain_epochs": epochs,
             "folds": [{k: v for k, v in f.items()} for f in cv["folds"]], "paired": cv["paired"],
             "ablation": None if ablation is None else {k: {kk: vv for kk, vv in v.items()} for k, v in ablation["rows"].items()},
             "interval": dict(interval), "windows": {"labelled": int(len(data.windows)), "eligible": int(data.eligible.sum())},
@@ -642,9 +684,10 @@ def _summary(cv: Mapping[str, Any], data: Data, cfg: TrainConfig, epochs: int, s
             f"images on {len(m.image_vectors)}.", "",
             f"{len(folds)} expanding walk-forward folds, one per test month: a fold trains only on windows whose "
             "target month ended before its first test window_end, early-stops on the last admissible month's windows "
-            "and fits the numbers' statistics on its training days; never shuffled. Spearman is across categories "
-            "per forecast day, averaged over the month's days; baseline shares become trend classes by the terciles "
-            "labels use.", "",
+            "and fits the numbers' statistics on its training days; never shuffled. `spearman` is across categories "
+            "per target month (each category's forecasts of the month averaged), `spearman_daily` across categories "
+            "per window_end, averaged over the month; baseline shares become trend classes by the terciles labels "
+            "use.", "",
             f"**The registered model is not any of these runs**: it is retrained on all eligible windows for {epochs} "
             f"epochs (the median of the folds' best epochs {cv['best_epochs']})."],
         f"Mean ± sd over {len(folds)} test months": markdown_table(
@@ -662,9 +705,11 @@ def _summary(cv: Mapping[str, Any], data: Data, cfg: TrainConfig, epochs: int, s
                              for b, figs in cv["paired"].items() for f, v in figs.items()]),
             "", "MAE: lower is better (a negative difference favours the model)."],
         "Share interval": [
-            f"Central {cfg.interval:.0%} interval from quantiles of log-ratio residuals: each test month's from its "
-            f"validation windows, empirical coverage {_cell(summary['model']['coverage'])} over the test months; "
-            f"the registered model's {[round(v, 3) for v in interval['log_ratio_quantiles']]} from {interval['from']}.",
+            f"Central {cfg.interval:.0%} interval from quantiles of log-ratio residuals. From each test month's "
+            f"validation windows: empirical coverage {_cell(summary['model']['coverage'])} over the test months. As "
+            "the registered model builds it, from the test residuals of the months before (walk-forward, from the "
+            f"second month): {_cell(summary['model']['coverage_pooled'])}. The registered model's quantiles "
+            f"{[round(v, 3) for v in interval['log_ratio_quantiles']]} come from {interval['from']}.",
             "", f"The share applies {interval['ratio_scale']} of the learned ratio to persistence (`ratio_scale`, the "
             f"median of the folds' {interval['ratio_scale_per_fold']}, each the best validation Spearman of "
             f"{list(RATIO_SCALES)}; 0 would be persistence itself).",
