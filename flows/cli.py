@@ -71,21 +71,21 @@ def command(fn: F) -> F:
         try:
             return fn(*args, **kwargs)
         except (WarehouseBusy, CoolingDown) as exc:
-            _console(stderr=True).print(f"[red]error:[/] {exc}")
+            _console(stderr=True).print(f"[red]error:[/] {exc}", soft_wrap=True)
             raise typer.Exit(EXIT_TEMPFAIL) from None
         except (WarehouseError, CrawlerError, FileNotFoundError, LookupError, ValueError) as exc:
-            _console(stderr=True).print(f"[red]error:[/] {exc}")
+            _console(stderr=True).print(f"[red]error:[/] {exc}", soft_wrap=True)
             raise typer.Exit(1) from None
         except Exception as exc:
             import duckdb  # loaded by every command that could raise it
 
             if _is_model_error(exc):
-                _console(stderr=True).print(f"[red]error:[/] {exc}")
+                _console(stderr=True).print(f"[red]error:[/] {exc}", soft_wrap=True)
                 raise typer.Exit(1) from None
             if not isinstance(exc, duckdb.Error):
                 raise
             first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            _console(stderr=True).print(f"[red]error:[/] {type(exc).__name__}: {first}")
+            _console(stderr=True).print(f"[red]error:[/] {type(exc).__name__}: {first}", soft_wrap=True)
             raise typer.Exit(1) from None
 
     return wrapper  # type: ignore[return-value]
@@ -241,7 +241,8 @@ def _print_imports(result: dict[str, Any]) -> None:
     _print_json(result)
     failed = [f for f in result["files"] if f["error"]]
     if failed:
-        _console(stderr=True).print(f"[red]error:[/] {len(failed)} of {len(result['files'])} files not imported")
+        _console(stderr=True).print(f"[red]error:[/] {len(failed)} of {len(result['files'])} files not imported",
+                                    soft_wrap=True)
         raise typer.Exit(1)
 
 
@@ -283,7 +284,7 @@ def import_pairs(
     result = pairs.import_pairs(_settings(home), folder, source=source)
     _print_json(result)
     if not result["rows"]:
-        _console(stderr=True).print(f"[red]error:[/] no good pair in {folder}")
+        _console(stderr=True).print(f"[red]error:[/] no good pair in {folder}", soft_wrap=True)
         raise typer.Exit(1)
 
 
@@ -300,7 +301,7 @@ def import_goemotions(
     result = goemotions.import_goemotions(_settings(home), folder, source=source)
     _print_json(result)
     if not result["rows"]:
-        _console(stderr=True).print(f"[red]error:[/] no good row in {folder}")
+        _console(stderr=True).print(f"[red]error:[/] no good row in {folder}", soft_wrap=True)
         raise typer.Exit(1)
 
 
@@ -622,7 +623,7 @@ def annotate_emotions(
     _print_json(result)
     if result["failed"]:
         _console(stderr=True).print(f"[red]error:[/] {len(result['failed'])} of "
-                                    f"{len(result['failed']) + result['files']} files not annotated")
+                                    f"{len(result['failed']) + result['files']} files not annotated", soft_wrap=True)
         raise typer.Exit(1)
 
 

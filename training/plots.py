@@ -96,6 +96,7 @@ def forecast_plot(frame: Any, path: str | Path, *, title: str, lines: int = 4) -
     right.legend(fontsize=8)
     import matplotlib.dates as mdates
 
+    right.xaxis.set_major_locator(mdates.MonthLocator())
     right.xaxis.set_major_formatter(mdates.DateFormatter("%Y-%m"))
     right.tick_params(axis="x", rotation=30)
     fig.suptitle(title)
