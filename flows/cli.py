@@ -20,7 +20,8 @@ crawl_app = typer.Typer(help="Crawl Bilibili videos, comments and emotes into th
 import_app = typer.Typer(help="Import datasets that already exist as files.", no_args_is_help=True)
 export_app = typer.Typer(help="Export tables as files.", no_args_is_help=True)
 train_app = typer.Typer(help="Train models (exported to ONNX and registered).", no_args_is_help=True)
-models_app = typer.Typer(help="Pretrained encoders, prepared offline.", no_args_is_help=True)
+models_app = typer.Typer(help="The model registry (champions, challengers, the promotion gate) and the pretrained "
+                         "encoders, prepared offline.", no_args_is_help=True)
 forecast_app = typer.Typer(help="Forecasts with a registered model (trends).", no_args_is_help=True)
 annotate_app = typer.Typer(help="Annotate CSV files with a registered model (a file, or every CSV of a folder).",
                            no_args_is_help=True)
@@ -404,8 +405,9 @@ MinComments = Annotated[int | None, typer.Option("--min-comments", min=0, help="
 
 def _print_record(record: dict[str, Any], **extra: Any) -> None:
     """A registered model as the train commands print it: its id, task, version, sha256 and
-    artifacts, its flat metrics (not the per-fold lists), and `extra`."""
-    _print_json({**{k: record[k] for k in ("model_id", "task", "version", "sha256", "artifacts") if k in record},
+    artifacts, the promotion gate's decision, its flat metrics (not the per-fold lists), and `extra`."""
+    keys = ("model_id", "task", "version", "sha256", "artifacts", "decision")
+    _print_json({**{k: record[k] for k in keys if k in record},
                  "metrics": {k: v for k, v in record["metrics"].items() if not isinstance(v, dict | list)}, **extra})
 
 
@@ -735,6 +737,221 @@ def demo(
     from .demo import run_demo
 
     run_demo(_settings(home), dashboard_port=None if no_dashboard else port, console=_console())
+
+# ----------------------------------------------------------------------------- the service
+
+Format = Annotated[str, typer.Option("--format", help="table, csv or json.")]
+
+
+def _check_format(fmt: str) -> None:
+    if fmt not in ("table", "csv", "json"):
+        raise typer.BadParameter("--format must be table, csv or json")
+
+
+def _table(frame: Any, fmt: str = "table") -> None:
+    from emopulse.warehouse import format_result
+
+    text = format_result(frame, fmt)  # type: ignore[arg-type]
+    sys.stdout.write(text if text.endswith("\n") else text + "\n")
+
+
+@app.command("up")
+@command
+def up(
+    once: Annotated[bool, typer.Option("--once", help="Run every job once in order, serve no dashboard, exit 1 if "
+                                       "any failed.")] = False,
+    no_dashboard: Annotated[bool, typer.Option("--no-dashboard", help="Run the jobs only.")] = False,
+    home: Home = None, api_base: ApiBase = None,
+) -> None:
+    """Run the service in this process: the schedule table's jobs on their schedules (APScheduler,
+    missed runs caught up once after a restart) and the dashboard beside them. Ctrl-C or SIGTERM
+    stops it after the running steps (a crawl after its current page)."""
+    from .embedded import run_once, serve_embedded
+    from .progress import runs_table
+
+    settings = _settings(home, api_base)
+    if once:
+        runs = run_once(settings, on_done=lambda run: _console(stderr=True).print(
+            f"{run['job']}: {run['status']}" + (f" ({run['error']})" if run.get("error") else ""), soft_wrap=True))
+        _console().print(runs_table(runs))
+        if any(r["status"] == "failed" for r in runs):
+            raise typer.Exit(1)
+        return
+    raise typer.Exit(serve_embedded(settings, dashboard=not no_dashboard))
+
+
+@app.command("job")
+@command
+def job(
+    name: Annotated[str, typer.Argument(help="A job of the schedule table (`emopulse status` lists them).")],
+    no_follow: Annotated[bool, typer.Option("--no-follow", help="Do not run the jobs scheduled after it.")] = False,
+    home: Home = None, api_base: ApiBase = None,
+) -> None:
+    """Run one job of the schedule table now (and the jobs that follow it), recorded like a scheduled run."""
+    from .jobs import run_job
+    from .progress import runs_table
+
+    runs = run_job(_settings(home, api_base), name, trigger="manual", follow=not no_follow)
+    _console().print(runs_table(runs))
+    if any(r["status"] == "failed" for r in runs):
+        raise typer.Exit(1)
+
+
+@app.command("deploy")
+@command
+def deploy(
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print what would be created or updated; change nothing.")] = False,
+    home: Home = None, api_base: ApiBase = None,
+) -> None:
+    """Create the Prefect work pool `emopulse`, the `duckdb-writer` limit and one deployment per
+    scheduled job on the server in PREFECT_API_URL (idempotent)."""
+    import os
+
+    if not os.environ.get("PREFECT_API_URL"):
+        raise ValueError("PREFECT_API_URL is not set: start a server (`prefect server start`) and export "
+                         "PREFECT_API_URL=http://127.0.0.1:4200/api (the temporary local API runs no schedules)")
+    from .deploy import deploy as deploy_jobs
+
+    for line in deploy_jobs(_settings(home, api_base), dry_run=dry_run):
+        _console().print(line, soft_wrap=True)
+
+
+@app.command("status")
+@command
+def status(home: Home = None) -> None:
+    """The jobs (schedule, next run, last outcome), the latest runs, and each table's freshness."""
+    from .status import service_status
+
+    found = service_status(_settings(home).home)
+    for title, frame in found.items():
+        _console().print(f"[bold]{title}[/]")
+        _table(frame)
+
+
+@app.command("gc")
+@command
+def gc(
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Say what would be removed; remove nothing.")] = False,
+    home: Home = None,
+) -> None:
+    """Remove what the retention settings do not keep (old model versions, predictions, runs,
+    snapshot versions); never a champion."""
+    from .gc import collect
+
+    _print_json(collect(_settings(home), dry_run=dry_run))
+
+
+def _model_rows(settings: Settings, task: str | None) -> Any:
+    import pandas as pd
+
+    from emopulse.warehouse import list_models, open_catalog, query
+
+    from .gate import FROZEN
+
+    con = open_catalog(settings.home)
+    try:
+        rows = list_models(con, task)
+    finally:
+        con.close()
+    out = []
+    for row in rows:
+        metric = FROZEN[row["task"]].metric if row["task"] in FROZEN else None
+        out.append({"model_id": row["model_id"], "task": row["task"], "version": row["version"],
+                    "status": row["status"], "created_at": row["created_at"],
+                    "frozen_metric": metric, "frozen_score": None})
+    frame = pd.DataFrame(out, columns=["model_id", "task", "version", "status", "created_at", "frozen_metric",
+                                       "frozen_score"])
+    if not frame.empty:  # each model's latest figure on the frozen set, from the decisions
+        decisions = query(settings.home, "SELECT model_id, model_score AS s, decided_at FROM model_decisions "
+                                         "WHERE model_score IS NOT NULL UNION ALL SELECT champion_id, champion_score, "
+                                         "decided_at FROM model_decisions WHERE champion_score IS NOT NULL "
+                                         "ORDER BY decided_at")
+        latest = decisions.drop_duplicates("model_id", keep="last").set_index("model_id")["s"]
+        frame["frozen_score"] = [latest.get(m) for m in frame["model_id"]]
+    return frame
+
+
+@models_app.command("list")
+@command
+def models_list(
+    task: Annotated[str | None, typer.Option("--task", help="emoji, sentiment, emotions or trend.")] = None,
+    fmt: Format = "table", home: Home = None,
+) -> None:
+    """Registered models: id, task, version, status and the primary metric on the frozen set."""
+    _check_format(fmt)
+    _table(_model_rows(_settings(home), task), fmt)
+
+
+@models_app.command("show")
+@command
+def models_show(model_id: Annotated[str, typer.Argument(metavar="ID")], home: Home = None) -> None:
+    """One model's registry row (metrics, artifacts, parameters) and every decision about it."""
+    from emopulse.warehouse import find_model_row, model_decisions, open_catalog
+
+    con = open_catalog(_settings(home).home)
+    try:
+        row = find_model_row(con, model_id)
+        if row is None:
+            raise LookupError(f"no model {model_id!r} in the registry")
+        decisions = model_decisions(con, model_id=model_id)
+    finally:
+        con.close()
+    _print_json({**row, "decisions": decisions.to_dict("records")})
+
+
+@models_app.command("promote")
+@command
+def models_promote(model_id: Annotated[str, typer.Argument(metavar="ID")], home: Home = None) -> None:
+    """Make a model its task's champion by hand (recorded with both frozen-set figures)."""
+    from .gate import promote
+
+    _print_json(promote(_settings(home), model_id))
+
+
+@models_app.command("rollback")
+@command
+def models_rollback(task: Annotated[str, typer.Argument(metavar="TASK")], home: Home = None) -> None:
+    """Give the champion's place back to the model the current champion replaced."""
+    from .gate import rollback
+
+    _print_json(rollback(_settings(home), task))
+
+
+@models_app.command("archive")
+@command
+def models_archive(model_id: Annotated[str, typer.Argument(metavar="ID")], home: Home = None) -> None:
+    """Archive a model that is not a champion (`emopulse gc` may remove it later)."""
+    from .gate import archive
+
+    _print_json(archive(_settings(home), model_id))
+
+
+@models_app.command("freeze")
+@command
+def models_freeze(
+    task: Annotated[str, typer.Argument(metavar="TASK")],
+    renew: Annotated[bool, typer.Option("--renew", help="Draw the frozen set again although one exists.")] = False,
+    seed: Annotated[int, typer.Option("--seed")] = 0,
+    home: Home = None,
+) -> None:
+    """Show the task's frozen evaluation set, or (with --renew) draw it again from all its data."""
+    from emopulse.warehouse import frozen_keys, open_catalog
+
+    from .gate import freeze
+
+    settings = _settings(home)
+    if renew:
+        _print_json(freeze(settings, task, seed=seed))
+        return
+    con = open_catalog(settings.home)
+    try:
+        kind, keys = frozen_keys(con, task)
+    finally:
+        con.close()
+    if kind is None:
+        raise LookupError(f"task {task!r} has no frozen set yet: it is drawn when the task first trains")
+    _print_json({"task": task, "key_kind": kind, "keys": len(keys), "first": keys[:10]})
+
 
 
 def main() -> None:

@@ -107,6 +107,17 @@ class CrawlSummary:
         self.errors.extend(other.errors)
 
 
+class _Stopping(threading.Event):
+    """The crawl's stop flag: set by the crawl, or by the service's shutdown event."""
+
+    def __init__(self, shutdown: threading.Event | None) -> None:
+        super().__init__()
+        self.shutdown = shutdown
+
+    def is_set(self) -> bool:
+        return super().is_set() or (self.shutdown is not None and self.shutdown.is_set())
+
+
 class Crawl:
     """One crawl run: the warehouse (one lock for every worker thread), the client, the options.
 
@@ -114,11 +125,13 @@ class Crawl:
     """
 
     def __init__(self, wh: Warehouse, client: BilibiliClient, options: CrawlOptions, *,
-                 show_progress: bool = False) -> None:
+                 show_progress: bool = False, shutdown: threading.Event | None = None) -> None:
         self.wh, self.client, self.options = wh, client, options
         self.show_progress = show_progress
         self.progress: Progress | None = None
-        self.stopping = threading.Event()
+        # set by the crawl itself (-412, a failed worker); `shutdown` (the service stopping) also
+        # stops it, after the page being committed
+        self.stopping = _Stopping(shutdown)
         self._lock = threading.RLock()
         # Called after every committed page, with the warehouse held by the calling thread and
         # no transaction open: where a long crawl publishes snapshots as it goes.

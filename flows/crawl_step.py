@@ -16,6 +16,7 @@ from emopulse.ingest.records import Video
 from emopulse.ingest.window import day_start
 from emopulse.warehouse.snapshots import PublishEvery
 
+from .runlog import CURRENT
 from .settings import Settings
 
 __all__ = ["client_for", "crawl", "pseudonymiser_for", "read_bvids", "read_keywords"]
@@ -104,7 +105,8 @@ def crawl(
     keywords = list(keywords)
     with (client_for(settings) as client, writer(settings, "crawl") as wh,
           crawl_log_file(settings.home / "logs" / "crawl.jsonl")):
-        run = Crawl(wh, client, options, show_progress=show_progress)
+        job = CURRENT.get()
+        run = Crawl(wh, client, options, show_progress=show_progress, shutdown=job.stop if job else None)
         # readers see a long crawl: a snapshot every N committed pages or S seconds
         run.on_committed = PublishEvery(settings.home, pages=settings.publish_every_pages,
                                         seconds=settings.publish_every_s)

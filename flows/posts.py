@@ -150,15 +150,15 @@ class _Windows:
             _write_pending(self.path, self.days | new)
             self.days |= new
 
-    def refresh(self, wh: Warehouse) -> dict[str, Any] | None:
-        """Refresh the pending days (every window when None), then remove the marker; then the
-        trend forecasts, when a trend model is registered (`forecasts` in the result)."""
+    def refresh(self, wh: Warehouse, *, forecast: bool = True) -> dict[str, Any] | None:
+        """Refresh the pending days (every window when None), then remove the marker; then (with
+        `forecast`) the trend forecasts, when a trend model is registered (`forecasts` in the result)."""
         windows = None
         if self.days is None or self.days:
             windows = asdict(refresh_windows(wh, self.days))
         self.path.unlink(missing_ok=True)
         self.days = set()
-        if windows is not None and (windows["windows_written"] or windows["labels_updated"]):
+        if forecast and windows is not None and (windows["windows_written"] or windows["labels_updated"]):
             forecasts = refresh_forecasts(wh, self.settings)
             if forecasts is not None:
                 windows["forecasts"] = forecasts
@@ -329,9 +329,10 @@ def cluster_images(settings: Settings, *, k: int | None = None, seed: int = 0,
             "windows": windows}
 
 
-def rebuild_windows(settings: Settings) -> dict[str, Any]:
-    """Recompute `daily_category_stats` and `trend_windows` from scratch (no day left pending)."""
+def rebuild_windows(settings: Settings, *, forecast: bool = True) -> dict[str, Any]:
+    """Recompute `daily_category_stats` and `trend_windows` from scratch (no day left pending),
+    then (with `forecast`) the trend forecasts."""
     with writer(settings, "windows") as wh:
         windows = _Windows(settings)
         windows.days = None
-        return windows.refresh(wh) or {}
+        return windows.refresh(wh, forecast=forecast) or {}

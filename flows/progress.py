@@ -98,3 +98,15 @@ def summary_table(summary: Mapping[str, Any], *, title: str = "crawl summary") -
             value = "\n".join(map(str, value[:20])) or "-"
         table.add_row(key.replace("_", " "), f"{value:,}" if isinstance(value, int) else str(value))
     return table
+
+
+def runs_table(runs: list[Mapping[str, Any]], *, title: str = "runs") -> Table:
+    """One line per job run: job, trigger, status, rows changed, and the error or why it was skipped."""
+    table = Table(title=title)
+    for column in ("job", "trigger", "status", "rows", "note"):
+        table.add_column(column, justify="right" if column == "rows" else "left")
+    for run in runs:
+        note = run.get("error") or ((run.get("detail") or {}).get("reason") if run["status"] == "skipped" else "")
+        table.add_row(run["job"], run["trigger"], run["status"], "" if run.get("rows_changed") is None
+                      else str(run["rows_changed"]), note or "")
+    return table

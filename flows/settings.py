@@ -7,12 +7,44 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
 
-__all__ = ["Settings", "load_settings", "prepare_prefect"]
+__all__ = ["DEFAULT_JOBS", "Job", "Settings", "load_settings", "prepare_prefect"]
+
+FLOWS = ("crawl", "inbox", "clean", "windows", "score", "forecast", "retrain", "gc")
+
+
+class Job(BaseModel):
+    """One row of the schedule table: which flow runs, with what parameters, when.
+
+    `schedule`: `every 15m` (s, m, h or d), `cron 0 3 * * *` (in `service_timezone`),
+    `after crawl` (right after each run of that job, in the same process) or `off`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    flow: Literal["crawl", "inbox", "clean", "windows", "score", "forecast", "retrain", "gc"]
+    schedule: str
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
+# The schedule table's defaults, in the order `emopulse up --once` runs them. `[jobs.<name>]` in
+# emopulse.toml changes a job's fields (the others keep their defaults) or adds a job.
+DEFAULT_JOBS: dict[str, dict[str, Any]] = {
+    "crawl": {"flow": "crawl", "schedule": "every 15m"},
+    "inbox": {"flow": "inbox", "schedule": "every 5m"},
+    "clean": {"flow": "clean", "schedule": "every 1h"},
+    "windows": {"flow": "windows", "schedule": "every 1h"},
+    "score": {"flow": "score", "schedule": "after crawl"},
+    "forecast": {"flow": "forecast", "schedule": "after windows"},
+    "retrain-emoji": {"flow": "retrain", "schedule": "cron 30 3 * * *", "params": {"task": "emoji"}},
+    "retrain-emotions": {"flow": "retrain", "schedule": "cron 30 4 * * 6", "params": {"task": "emotions"}},
+    "retrain-sentiment": {"flow": "retrain", "schedule": "cron 30 4 * * 0", "params": {"task": "sentiment"}},
+    "retrain-trend": {"flow": "retrain", "schedule": "cron 30 5 * * 0", "params": {"task": "trend"}},
+    "gc": {"flow": "gc", "schedule": "cron 0 6 * * 1"},
+}
 
 
 class Settings(BaseSettings):
@@ -77,6 +109,52 @@ class Settings(BaseSettings):
         None, description="the prompt of `openai` (default: ingest.captions.DEFAULT_PROMPT)")
     caption_timeout_s: float = Field(30.0, gt=0, description="timeout of one caption request")
     caption_max_retries: int = Field(3, ge=0, description="retries of a caption request (429, 5xx, timeouts)")
+
+    crawl_popular_pages: int = Field(0, ge=0, description="the crawl job's pages of the popular list")
+    crawl_keyword_files: list[Path] = Field(default_factory=list, description="the crawl job's keyword files "
+                                            "(one keyword a line: `crawl search`)")
+    crawl_bvid_files: list[Path] = Field(default_factory=list, description="the crawl job's BV id lists "
+                                         "(`crawl videos --file`); with no source configured, the crawl job "
+                                         "reads one page of the popular list")
+    writer_wait_s: float = Field(0.0, ge=0, description="how long a command waits for a busy writer (0: it "
+                                 "fails at once with exit code 75); scheduled jobs wait `service_writer_wait_s`")
+    service_writer_wait_s: float = Field(3600.0, ge=0, description="how long a scheduled job waits its turn "
+                                         "for the writer before it fails")
+    service_timezone: str = Field("Asia/Shanghai", description="the time zone of the jobs' cron lines")
+    service_misfire_grace_s: float = Field(
+        3600.0, gt=0, description="embedded runner: a run missed by at most this long (the process was "
+        "down) still runs, once however many were missed; older ones are skipped")
+    service_threads: int = Field(3, ge=1, description="embedded runner: jobs that may run at the same time "
+                                 "(training beside crawls; writers still take turns)")
+    dashboard_port: int = Field(8501, ge=1, le=65535, description="where `emopulse up` serves the dashboard")
+    gate_tolerance: float = Field(
+        0.005, ge=0, description="promotion gate: a challenger is promoted when its primary metric on the "
+        "frozen set is at least the champion's minus this")
+    gate_frozen_share: float = Field(0.1, gt=0, lt=1, description="share of a task's data (whole videos, "
+                                     "pairs, texts; trend: label months) frozen for the promotion gate")
+    retrain_profile: Literal["light", "cpu", "gpu"] = Field(
+        "cpu", description="profile of scheduled retrains (a job's `params.profile` overrides it)")
+    gc_keep_models: int = Field(3, ge=0, description="`emopulse gc`: non-champion versions kept per task "
+                                "(the newest; champions are never removed)")
+    gc_keep_snapshots: int = Field(2, ge=1, description="`emopulse gc`: snapshot versions kept")
+    gc_keep_predictions_days: float = Field(
+        30.0, ge=0, description="`emopulse gc`: predictions of models that are not champion (or a "
+        "challenger) are removed this many days after they were scored")
+    gc_keep_runs_days: float = Field(90.0, ge=0, description="`emopulse gc`: runs older than this are removed")
+    jobs: dict[str, Job] = Field(default_factory=lambda: {k: Job(**v) for k, v in DEFAULT_JOBS.items()},
+                                 description="the schedule table (DEFAULT_JOBS, changed by [jobs.<name>])")
+
+    @field_validator("jobs", mode="before")
+    @classmethod
+    def _merge_jobs(cls, value: Any) -> Any:
+        """[jobs.crawl] schedule = "every 1m" changes that field only; every default job stays."""
+        if not isinstance(value, dict):
+            return value
+        merged = {k: dict(v) for k, v in DEFAULT_JOBS.items()}
+        for name, job in value.items():
+            job = job.model_dump() if isinstance(job, Job) else dict(job)
+            merged[name] = {**merged.get(name, {}), **job}
+        return merged
 
     @classmethod
     def settings_customise_sources(

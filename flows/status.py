@@ -16,7 +16,7 @@ import pandas as pd
 from emopulse.ingest.window import SHANGHAI
 from emopulse.warehouse import WarehouseError, query
 
-__all__ = ["STATUS_SQL", "crawl_status"]
+__all__ = ["STATUS_SQL", "crawl_status", "service_status"]
 
 STATUS_SQL = """
 WITH stored AS (SELECT bvid, count(*) AS n FROM comments GROUP BY bvid),
@@ -89,3 +89,36 @@ def crawl_status(home: Path, bvids: Iterable[str] = ()) -> tuple[pd.DataFrame, s
         for row in cooling.itertuples()
     )
     return videos, note.rstrip("\n")
+
+
+def service_status(home: Path) -> dict[str, pd.DataFrame]:
+    """`emopulse status`: the jobs (schedule, next run, last outcome), the latest runs and each
+    table's freshness. Jobs and runs are the published tables with the run log's newer lines
+    laid over them (a run still going, or waiting for the writer, shows at once)."""
+    from emopulse.warehouse import SnapshotMissing
+    from emopulse.warehouse.snapshots import table_freshness
+
+    from .runlog import read_run_log
+
+    log_runs, log_jobs = read_run_log(home)
+    try:
+        runs = query(home, "SELECT * EXCLUDE (detail) FROM runs")
+        jobs = query(home, "SELECT * FROM jobs")
+    except (SnapshotMissing, duckdb.CatalogException, duckdb.BinderException):
+        runs, jobs = log_runs.iloc[:0].drop(columns=["detail"]), log_jobs.iloc[:0]
+    runs = pd.concat([runs, log_runs.drop(columns=["detail"])], ignore_index=True)
+    runs["started_at"] = pd.to_datetime(runs["started_at"], utc=True, format="ISO8601")
+    runs = runs.sort_values("started_at").drop_duplicates("run_id", keep="last")
+    jobs = pd.concat([jobs, log_jobs], ignore_index=True).drop_duplicates("job", keep="last")
+    last = runs.drop_duplicates("job", keep="last").set_index("job")
+    jobs = jobs.assign(last_status=[last["status"].get(j, s) for j, s in zip(jobs["job"], jobs["last_status"])],
+                       last_error=[last["error"].get(j) for j in jobs["job"]],
+                       next_run_at=[_shanghai(v) for v in jobs["next_run_at"]])
+    recent = runs.sort_values("started_at", ascending=False).head(20).copy()
+    for column in ("started_at", "finished_at"):
+        recent[column] = [_shanghai(v) for v in recent[column]]
+    tables = pd.DataFrame(table_freshness(Path(home)), columns=["table", "rows", "changed_at"])
+    tables["changed_at"] = [_shanghai(v) for v in tables["changed_at"]]
+    return {"jobs": jobs[["job", "flow", "schedule", "next_run_at", "last_status", "last_error"]],
+            "runs": recent[["job", "trigger", "status", "started_at", "finished_at", "rows_changed", "error"]],
+            "tables": tables}

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -17,6 +17,7 @@ from emopulse.warehouse import (
 )
 
 from .crawl_step import crawl, read_bvids, read_keywords  # the crawl step lives there
+from .runlog import CURRENT, merge_run_log
 from .settings import Settings
 
 __all__ = [
@@ -30,6 +31,23 @@ E5_SMALL = "multilingual-e5-small"  # the folder `emopulse models prepare` write
 
 
 @contextmanager
+def open_warehouse(settings: Settings, command: str) -> Iterator[Warehouse]:
+    """`Warehouse.open` for a step: inside a scheduled job it waits its turn for the writer (and
+    says so in the job's run record); a command waits `writer_wait_s` (default: not at all)."""
+    job = CURRENT.get()
+    if job is None:
+        opened = Warehouse.open(settings.database, command=command, wait_s=settings.writer_wait_s,
+                                on_wait=lambda busy: log.warning("%s: waiting for the writer (%s)", command, busy))
+    else:
+        opened = Warehouse.open(settings.database, command=command, wait_s=job.wait_s, on_wait=job.on_wait,
+                                cancel=job.stop)
+    with (job.slot(job.wait_s) if job is not None and job.slot else nullcontext()), opened as wh:
+        if job is not None and job.on_open is not None:
+            job.on_open()
+        yield wh
+
+
+@contextmanager
 def writer(settings: Settings, command: str) -> Iterator[Warehouse]:
     """The warehouse for one writing command; snapshots of what it changed are published on the
     way out, also when the command fails after committing something (a crawl also publishes as
@@ -37,8 +55,9 @@ def writer(settings: Settings, command: str) -> Iterator[Warehouse]:
     is published again, so readers catch up with what it committed."""
     from emopulse.warehouse.snapshots import writer_finished, writer_started
 
-    with Warehouse.open(settings.database, command=command) as wh:
+    with open_warehouse(settings, command) as wh:
         writer_started(wh, settings.home)
+        merge_run_log(wh, settings.home)  # the runs of scheduled jobs, published with the rest
         try:
             yield wh
         finally:
@@ -108,21 +127,24 @@ def text_encoder_path(settings: Settings) -> str:
 
 
 def train_emoji(settings: Settings, *, profile: str = "cpu", epochs: int | None = None, seed: int = 0,
-                folds: int | None = None, min_comments: int | None = None, progress: bool = True):
+                folds: int | None = None, min_comments: int | None = None, progress: bool = True, **overrides: Any):
     """Train emoji_align on every emoji comment: k folds over whole videos (labels with more than
     `min_comments` comments chosen per fold from its training videos), then the registered model
     retrained on all of them (an `emopulse.training.result.TrainResult`)."""
     from emopulse.training.data import read_emoji_comments, read_emote_images
     from emopulse.training.emoji_align.train import profile_config, train_emoji_align
 
-    with Warehouse.open(settings.database, command="train emoji") as wh:
-        rows = read_emoji_comments(wh)
+    from .gate import training_rows
+
+    with writer(settings, "train emoji") as wh:
+        rows = training_rows(wh, settings, "emoji", read_emoji_comments(wh))
         images = read_emote_images(wh, settings.home)
     if rows.empty:
         raise ValueError("there are no comments with emotes: import or crawl comments first")
     encoder = None if profile == "light" else text_encoder_path(settings)
     n = settings.emoji_min_comments if min_comments is None else min_comments
-    config = profile_config(profile, seed=seed, epochs=epochs, folds=folds, min_comments=n, text_encoder_path=encoder)
+    config = profile_config(profile, seed=seed, epochs=epochs, folds=folds, min_comments=n, text_encoder_path=encoder,
+                            **overrides)
     map_file = settings.emoji_unicode_map if settings.emoji_unicode_map and settings.emoji_unicode_map.is_file() else None
     return train_emoji_align(rows, out_dir=settings.home / "runs" / "emoji", config=config, bilibili_images=images,
                              map_file=map_file, cache_dir=settings.home / "cache", progress=progress)
@@ -132,7 +154,7 @@ def train_sentiment(settings: Settings, *, profile: str = "cpu", epochs: int | N
                     folds: int | None = None, source: str | None = None, fusion: str | None = None,
                     loss: str | None = None, augment: str | None = None, heads: int | None = None,
                     ablation: bool = False,
-                    progress: bool = True):
+                    progress: bool = True, **overrides: Any):
     """Train the sentiment model on the labelled `sentiment_pairs` (of `source`, default every
     source): stratified folds beside the baselines (and the ablation when asked), then the
     registered model retrained on all of them. Hard samples are captioned through the configured
@@ -142,15 +164,18 @@ def train_sentiment(settings: Settings, *, profile: str = "cpu", epochs: int | N
 
     from .captions import caption_function
 
-    with Warehouse.open(settings.database, command="train sentiment") as wh:
-        rows = read_sentiment_pairs(wh, sentiment_source=source)
+    from .gate import training_rows
+
+    with writer(settings, "train sentiment") as wh:
+        rows = training_rows(wh, settings, "sentiment", read_sentiment_pairs(wh, sentiment_source=source))
     if rows.empty:
         raise ValueError("there are no labelled sentiment pairs" + (f" of source {source!r}" if source else "")
                          + ": import some with `emopulse import pairs DIR`")
     config = profile_config(profile, seed=seed, epochs=epochs, folds=folds, fusion=fusion, loss=loss, augment=augment,
                             ensemble=heads,
                             text_encoder_path=text_encoder_path(settings),
-                            image_weights=str(settings.image_encoder_weights) if settings.image_encoder_weights else None)
+                            image_weights=str(settings.image_encoder_weights) if settings.image_encoder_weights else None,
+                            **overrides)
     captions = config.augment == "captions" or ablation  # the ablation compares with and without
     return train(rows, out_dir=settings.home / "runs" / "sentiment", config=config, cache_dir=settings.home / "cache",
                  caption_fn=caption_function(settings, progress=progress) if captions else None, ablation=ablation,
@@ -159,34 +184,39 @@ def train_sentiment(settings: Settings, *, profile: str = "cpu", epochs: int | N
 
 def train_emotions(settings: Settings, *, profile: str = "cpu", epochs: int | None = None, seed: int = 0,
                    source: str | None = None, loss: str | None = None, expansion: str | None = None,
-                   expansion_folds: int | None = None, heads: int | None = None, progress: bool = True):
+                   expansion_folds: int | None = None, heads: int | None = None, progress: bool = True,
+                   **overrides: Any):
     """Train the micro-emotion model (EQN) on `emotion_texts` (of `source`; needed when sources
     with other label lists are imported): A, the out-of-fold expansion and B, beside TF-IDF;
     thresholds tuned on dev. The warehouse is read once, then closed while training runs."""
     from emopulse.training.data import read_emotion_texts
     from emopulse.training.emotions.train import profile_config, train_emotions as train
 
-    with Warehouse.open(settings.database, command="train emotions") as wh:
+    from .gate import training_rows
+
+    with writer(settings, "train emotions") as wh:
         rows, labels = read_emotion_texts(wh, source=source)
+        rows = training_rows(wh, settings, "emotions", rows)
     if rows.empty:
         raise ValueError("there are no emotion texts" + (f" of source {source!r}" if source else "")
                          + ": import some with `emopulse import goemotions DIR`")
     config = profile_config(profile, seed=seed, epochs=epochs, loss=loss, expansion=expansion,
-                            expansion_folds=expansion_folds, ensemble=heads, text_encoder_path=text_encoder_path(settings))
+                            expansion_folds=expansion_folds, ensemble=heads, text_encoder_path=text_encoder_path(settings),
+                            **overrides)
     return train(rows, labels, out_dir=settings.home / "runs" / "emotions", config=config,
                  cache_dir=settings.home / "cache", progress=progress)
 
 
 def train_trend(settings: Settings, *, profile: str = "cpu", epochs: int | None = None, seed: int = 0,
-                rnn: str | None = None, ablation: bool | None = None, progress: bool = True):
+                rnn: str | None = None, ablation: bool | None = None, progress: bool = True, **overrides: Any):
     """Train the trend forecaster on `trend_windows` (walk-forward folds beside the baselines, the
     ablation, the all-data retrain). The warehouse is read once (the day matrix, texts embedded
     through the feature cache), then closed while training runs."""
     from emopulse.training.trend.train import prepare_data, profile_config, train_trend as train
 
     config = profile_config(profile, seed=seed, epochs=epochs, rnn=rnn, ablation=ablation,
-                            text_encoder_path=text_encoder_path(settings))
-    with Warehouse.open(settings.database, command="train trend") as wh:
+                            text_encoder_path=text_encoder_path(settings), **overrides)
+    with open_warehouse(settings, "train trend") as wh:
         data = prepare_data(wh.con, config, cache_dir=settings.home / "cache", home=settings.home, progress=progress)
     return train(data, out_dir=settings.home / "runs" / "trend", config=config, progress=progress)
 
@@ -243,7 +273,7 @@ def predict(settings: Settings, *, task: str, input_path: Path, text_col: str, o
     preprocessor cleans the text (an emote model drops `[emote]` tokens first)."""
     from emopulse.serving import find_model, load_scorer, predict_csv
 
-    with Warehouse.open(settings.database, command=f"predict {task}") as wh:
+    with open_warehouse(settings, f"predict {task}") as wh:
         record = find_model(wh, model_id=model_id, task=task)
     if record.task == "trend":
         raise ValueError(f"model {record.model_id} forecasts trend windows, not CSV rows: use `emopulse forecast trends`")
@@ -266,7 +296,7 @@ def annotate_emotions(settings: Settings, *, input_path: Path, text_col: str, ou
     (`emopulse.serving.annotate`)."""
     from emopulse.serving import annotate_files, find_model, load_scorer
 
-    with Warehouse.open(settings.database, command="annotate emotions") as wh:
+    with open_warehouse(settings, "annotate emotions") as wh:
         record = find_model(wh, model_id=model_id, task="emotions")
     kind = (record.params.get("head") or {}).get("kind")
     if kind is not None and kind != "multilabel":  # before opening a session for nothing
@@ -280,12 +310,31 @@ def annotate_emotions(settings: Settings, *, input_path: Path, text_col: str, ou
 
 def export_model(settings: Settings, result) -> dict[str, Any]:
     """Export a trained model (any `TrainResult`) to ONNX, fp32 and int8, parity checked against
-    torch, and register its folder with its metrics and the sha256 of every file."""
+    torch, register its folder with its metrics and the sha256 of every file, and let the
+    promotion gate decide whether it becomes the task's champion (`decision`)."""
     from emopulse.serving import export_and_register
+
+    from .gate import judge
 
     with writer(settings, f"export {result.task}") as wh:
         record = export_and_register(wh, result)
-    return {**record.to_dict(), "folder": str(record.folder.absolute())}
+    decision = judge(settings, record.model_id)
+    keep = ("action", "metric", "model_score", "champion_id", "champion_score", "reason")
+    return {**record.to_dict(), "folder": str(record.folder.absolute()),
+            "decision": {k: decision[k] for k in keep}}
+
+
+def read_task_rows(wh: Warehouse, task: str):
+    """Every row a task trains on (all of them: the frozen set is not taken out here)."""
+    from emopulse.training.data import read_emoji_comments, read_emotion_texts, read_sentiment_pairs
+
+    if task == "emoji":
+        return read_emoji_comments(wh)
+    if task == "sentiment":
+        return read_sentiment_pairs(wh)
+    if task == "emotions":
+        return read_emotion_texts(wh)[0]
+    raise ValueError(f"task {task!r} has no rows of its own to freeze")
 
 
 def score(settings: Settings, *, task: str | None = None, model_id: str | None = None, device: str = "auto",
@@ -321,7 +370,7 @@ def score_other_tasks(settings: Settings, done_task: str) -> dict[str, Any]:
     (a damaged model folder, say) is logged and reported, and the others still score."""
     from emopulse.training.result import TASKS
 
-    with Warehouse.open(settings.database, command="score other tasks") as wh:
+    with open_warehouse(settings, "score other tasks") as wh:
         tasks = [t for t in TASKS if t != done_task and wh.con.execute(
             "SELECT count(*) FROM models WHERE task = ?", [t]).fetchall()[0][0]]
     out: dict[str, Any] = {}
@@ -336,7 +385,7 @@ def score_other_tasks(settings: Settings, done_task: str) -> dict[str, Any]:
 
 def publish(settings: Settings) -> Path:
     """Publish a complete snapshot set now (every table)."""
-    with Warehouse.open(settings.database, command="publish") as wh:
+    with open_warehouse(settings, "publish") as wh:
         from emopulse.warehouse import PUBLISHED
 
         return publish_snapshots(wh, settings.home, tables=PUBLISHED)

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from emopulse.training.preprocess import PREPROCESSOR_FILE
 from emopulse.training.result import HEAD_FILE
-from emopulse.warehouse import find_model_row, latest_model, register_model
+from emopulse.warehouse import champion_model, find_model_row, latest_model, register_model
 
 from .export import OPSET, export_onnx, parity_everywhere
 from .quantize import quantization_quality, quantize_int8
@@ -124,13 +124,14 @@ TOKENIZER_DIR = "tokenizer_files"
 
 def find_model(wh: Warehouse, *, model_id: str | None = None, task: str | None = None,
                home: str | Path | None = None) -> ModelRecord:
-    """The registered model `model_id`, or the latest of `task` when no id is given. Paths are
-    taken relative to `home` (default: the warehouse's folder, the emopulse home)."""
+    """The registered model `model_id`, or the champion of `task` when no id is given (the latest
+    model of `task` when it has no champion). Paths are taken relative to `home` (default: the
+    warehouse's folder, the emopulse home)."""
     home = wh.home if home is None else Path(home)
     if model_id is None:
         if task is None:
             raise ValueError("give a model id or a task")
-        row = latest_model(wh, task)
+        row = champion_model(wh, task) or latest_model(wh, task)
         if row is None:
             raise LookupError(f"no model registered for task {task!r}: train and register one first")
         return ModelRecord.from_row(row, home=home)

@@ -61,3 +61,21 @@ def _json_default(value: Any) -> Any:
     if is_dataclass(value) and not isinstance(value, type):
         return asdict(value)
     return str(value)
+
+
+PROTOCOLS = ("folds", "fit")  # the whole evaluation protocol, or one fit (a scheduled retrain)
+
+
+def one_fit_report(name: str, *, profile: str, epochs: int, rows: int, seconds: Mapping[str, float],
+                   **retrain: Any) -> tuple[dict[str, Any], str]:
+    """The metrics and eval summary of a scheduled retrain's one fit (`protocol="fit"`): nothing is
+    measured here; the promotion gate judges the model on its task's frozen set."""
+    describes = (f"one fit on all {rows} training rows for {epochs} epochs, with the settings the full "
+                 "protocol chose (the champion's epochs); no figure is measured here: the promotion gate "
+                 "scores it against the champion on the task's frozen evaluation set")
+    metrics = {"evaluation": "one_fit", "registered": "all_data_fit", "describes": describes, "profile": profile,
+               "retrain": {"epochs": epochs, "rows": rows, **retrain}, "seconds": dict(seconds),
+               "train_seconds": seconds.get("total", 0.0)}
+    summary = eval_summary_markdown(title=f"{name}: a scheduled retrain (one fit)", sections={
+        "Protocol": [describes + ".", "", "Run the full protocol with `emopulse train` for honest figures."]})
+    return metrics, summary

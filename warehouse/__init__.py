@@ -40,7 +40,8 @@ from .migrations import migrate, schema_version
 from .posts import PostLoad, load_posts
 from .read import format_result, open_catalog, query
 from .registry import (
-    find_model_row, latest_model, register_model, unscored_comments, unscored_posts, write_predictions,
+    champion_model, find_model_row, fix_frozen_set, frozen_keys, latest_model, list_models, model_decisions,
+    record_decision, register_model, set_model_status, unscored_comments, unscored_posts, write_predictions,
 )
 from .schema import EMOJI_COMMENTS_COLUMNS, ENTITY_KINDS, PUBLISHED, TABLES, TableSpec
 from .snapshots import catalog_path, current_version_dir, publish_snapshots
@@ -69,7 +70,14 @@ __all__ = [
     "current_version_dir",
     "emotes_needing_images",
     "export_emoji_counts",
+    "champion_model",
     "find_model_row",
+    "fix_frozen_set",
+    "frozen_keys",
+    "list_models",
+    "model_decisions",
+    "record_decision",
+    "set_model_status",
     "format_result",
     "known_rpids",
     "land_raw_page",

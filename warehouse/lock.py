@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import fcntl
 import os
+import threading
+import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -31,21 +34,38 @@ def _read_holder(fd: int) -> tuple[int | None, str | None]:
 
 
 class WriterLock:
-    """An exclusive, non-blocking lock; `acquire` raises `WarehouseBusy` at once when held."""
+    """An exclusive lock. `acquire` raises `WarehouseBusy` at once when it is held, or, with
+    `wait_s`, after waiting that long for it (calling `on_wait(busy)` once when the wait begins;
+    `cancel`, when set, ends the wait early with `WarehouseBusy`)."""
 
-    def __init__(self, path: Path, *, command: str) -> None:
+    def __init__(self, path: Path, *, command: str, wait_s: float = 0.0,
+                 on_wait: Callable[[WarehouseBusy], None] | None = None,
+                 cancel: threading.Event | None = None, poll_s: float = 0.25) -> None:
         self.path = Path(path)
         self.command = command
+        self.wait_s, self.on_wait, self.cancel, self.poll_s = wait_s, on_wait, cancel, poll_s
         self._fd: int | None = None
 
     def acquire(self) -> None:
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)  # not inherited by children
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            pid, command = _read_holder(fd)
-            os.close(fd)
-            raise WarehouseBusy(pid, command) from None
+        deadline = None
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                pid, command = _read_holder(fd)
+                busy = WarehouseBusy(pid, command)
+                now = time.monotonic()
+                if deadline is None:
+                    deadline = now + self.wait_s
+                    if self.wait_s > 0 and self.on_wait is not None:
+                        self.on_wait(busy)
+                if now >= deadline or (self.cancel is not None and self.cancel.is_set()):
+                    os.close(fd)
+                    raise busy from None
+                # a flock cannot time out: poll (the cancel event doubles as the sleep)
+                (self.cancel or threading.Event()).wait(min(self.poll_s, deadline - now))
         os.ftruncate(fd, 0)
         since = datetime.now(UTC).isoformat(timespec="seconds")
         command = " ".join(self.command.split())

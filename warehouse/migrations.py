@@ -14,7 +14,8 @@ import duckdb
 
 from .schema import (
     ADDED_COLUMNS, CAPTION_TABLES, CRAWL_TABLES, EMOJI_COMMENTS_COLUMNS, EMOTION_TABLES, FORECAST_TABLES, HARDENING_COLUMNS, POST_TABLES,
-    PREDICTION_INPUT_COLUMNS, REGISTRY_COLUMNS, SENTIMENT_TABLES, TABLES, create_table_sql,
+    PREDICTION_INPUT_COLUMNS, REGISTRY_COLUMNS, SENTIMENT_TABLES, SERVICE_COLUMNS, SERVICE_TABLES, TABLES,
+    create_table_sql,
 )
 
 __all__ = ["DAILY_EMOTIONS_SQL", "DAILY_SENTIMENT_SQL", "MIGRATIONS", "TREND_FORECAST_OUTCOMES_SQL", "Migration", "migrate",
@@ -206,6 +207,18 @@ def _forecasts(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(TREND_FORECAST_OUTCOMES_SQL)
 
 
+def _service(con: duckdb.DuckDBPyConnection) -> None:
+    """Issue 13: runs, jobs, frozen sets, model decisions, `models.status`. The latest model of
+    each task becomes its champion (what scoring used until now), the others retired."""
+    for spec in SERVICE_TABLES:
+        con.execute(create_table_sql(spec))
+    _add_columns(con, SERVICE_COLUMNS)
+    con.execute("""
+        UPDATE models SET status = CASE WHEN version = (SELECT max(version) FROM models AS m WHERE m.task = models.task)
+                                        THEN 'champion' ELSE 'retired' END
+        WHERE status IS NULL""")
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "tables of issue 2 and the emoji_comments view", _initial),
     Migration(2, "crawl passes, emote image state, video sources, cool-downs", _crawling),
@@ -216,6 +229,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(7, "captions, predictions.text_only, the daily_sentiment view", _captions),
     Migration(8, "emotion_texts, emotion_labels, the daily_emotions view", _emotions),
     Migration(9, "trend_forecasts, the trend_forecast_outcomes view", _forecasts),
+    Migration(10, "runs, jobs, frozen_sets, model_decisions, models.status", _service),
 )
 
 

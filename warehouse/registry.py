@@ -1,5 +1,6 @@
-"""The model registry (`models`), the `predictions` that models write back, and the entities a
-model has not scored yet (an anti-join on `predictions`, so scoring again reads only new rows)."""
+"""The model registry (`models`, with each model's status and the gate's `model_decisions` and
+`frozen_sets`), the `predictions` that models write back, and the entities a model has not scored
+yet (an anti-join on `predictions`, so scoring again reads only new rows)."""
 
 from __future__ import annotations
 
@@ -15,13 +16,14 @@ from .schema import ENTITY_KINDS
 from .writer import Warehouse, connection_of
 
 __all__ = [
-    "PREDICTION_COLUMNS", "find_model_row", "latest_model", "register_model", "unscored_comments",
+    "PREDICTION_COLUMNS", "champion_model", "find_model_row", "fix_frozen_set", "frozen_keys", "latest_model",
+    "list_models", "model_decisions", "record_decision", "register_model", "set_model_status", "unscored_comments",
     "unscored_posts", "write_predictions",
 ]
 
 PREDICTION_COLUMNS = ("model_id", "entity_kind", "entity_id", "label", "score", "rank")
 _MODEL_COLUMNS = ("model_id, task, version, created_at, metrics::VARCHAR, artifacts::VARCHAR, sha256, "
-                  "params::VARCHAR, files::VARCHAR")
+                  "params::VARCHAR, files::VARCHAR, status")
 
 
 def _to_json(value: Any) -> str:
@@ -48,7 +50,8 @@ def register_model(
 
     `artifacts` name files by role (paths relative to the home), `files` hash every file of the
     model folder (relative path → sha256). Registering the same `model_id` again updates its
-    metrics/artifacts and keeps its version.
+    metrics/artifacts and keeps its version and status; a new model starts as a `challenger`
+    (the promotion gate, `flows.gate`, decides whether it becomes the champion).
     """
     with wh.transaction() as con:
         known = con.execute("SELECT version FROM models WHERE model_id = ?", [model_id]).fetchall()
@@ -71,14 +74,16 @@ def register_model(
                 "sha256": [sha256],
                 "params": [_to_json(params or {})],
                 "files": [_to_json(files or {})],
+                "status": [None if known else "challenger"],
             },
         )
     return version
 
 
 def _row(found: tuple) -> dict[str, Any]:
-    model_id, task, version, created_at, metrics, artifacts, sha256, params, files = found
+    model_id, task, version, created_at, metrics, artifacts, sha256, params, files, status = found
     return {
+        "status": status,
         "model_id": model_id,
         "task": task,
         "version": version,
@@ -102,6 +107,76 @@ def latest_model(
         f"SELECT {_MODEL_COLUMNS} FROM models WHERE task = ? ORDER BY version DESC LIMIT 1", [task]
     ).fetchall()
     return _row(rows[0]) if rows else None
+
+
+def champion_model(wh_or_con: Warehouse | duckdb.DuckDBPyConnection, task: str) -> dict[str, Any] | None:
+    """The champion of `task` (what scoring and forecasts use), or None."""
+    rows = connection_of(wh_or_con).execute(
+        f"SELECT {_MODEL_COLUMNS} FROM models WHERE task = ? AND status = 'champion' ORDER BY version DESC LIMIT 1",
+        [task]).fetchall()
+    return _row(rows[0]) if rows else None
+
+
+def list_models(wh_or_con: Warehouse | duckdb.DuckDBPyConnection, task: str | None = None) -> list[dict[str, Any]]:
+    """Every registered model (of `task`), by task and version, newest first."""
+    where, args = ("WHERE task = ?", [task]) if task else ("", [])
+    rows = connection_of(wh_or_con).execute(
+        f"SELECT {_MODEL_COLUMNS} FROM models {where} ORDER BY task, version DESC", args).fetchall()
+    return [_row(r) for r in rows]
+
+
+def set_model_status(wh: Warehouse, model_id: str, status: str) -> None:
+    from .schema import MODEL_STATUSES
+
+    if status not in MODEL_STATUSES:
+        raise ValueError(f"unknown model status {status!r}: one of {list(MODEL_STATUSES)}")
+    wh.con.execute("UPDATE models SET status = ? WHERE model_id = ?", [status, model_id])
+    wh.mark_changed("models")
+
+
+def record_decision(wh: Warehouse, *, task: str, action: str, model_id: str, champion_id: str | None,
+                    metric: str | None, model_score: float | None, champion_score: float | None,
+                    tolerance: float | None, frozen_items: int | None, reason: str) -> dict[str, Any]:
+    """Append one registry decision (`model_decisions`) and return it."""
+    import uuid
+
+    row = {"decision_id": uuid.uuid4().hex, "decided_at": datetime.now(UTC), "task": task, "action": action,
+           "model_id": model_id, "champion_id": champion_id, "metric": metric, "model_score": model_score,
+           "champion_score": champion_score, "tolerance": tolerance, "frozen_items": frozen_items, "reason": reason}
+    merge_rows(wh, "model_decisions", {k: [v] for k, v in row.items()})
+    wh.mark_changed("model_decisions")
+    return row
+
+
+def model_decisions(wh_or_con: Warehouse | duckdb.DuckDBPyConnection, *, task: str | None = None,
+                    model_id: str | None = None) -> pd.DataFrame:
+    """The recorded decisions, oldest first."""
+    where, args = [], []
+    if task:
+        where.append("task = ?"), args.append(task)
+    if model_id:
+        where.append("(model_id = ? OR champion_id = ?)"), args.extend([model_id, model_id])
+    sql = "SELECT * FROM model_decisions" + (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY decided_at"
+    return connection_of(wh_or_con).execute(sql, args).df()
+
+
+def frozen_keys(wh_or_con: Warehouse | duckdb.DuckDBPyConnection, task: str) -> tuple[str | None, list[str]]:
+    """The frozen evaluation set of `task`: (key kind, keys), or (None, []) when none is fixed."""
+    rows = connection_of(wh_or_con).execute(
+        "SELECT key_kind, key FROM frozen_sets WHERE task = ? ORDER BY key", [task]).fetchall()
+    return (rows[0][0] if rows else None), [k for _, k in rows]
+
+
+def fix_frozen_set(wh: Warehouse, task: str, key_kind: str, keys: list[str]) -> int:
+    """Replace the frozen set of `task` with `keys` (of `key_kind`); return how many."""
+    with wh.transaction() as con:
+        con.execute("DELETE FROM frozen_sets WHERE task = ?", [task])
+        if keys:
+            now = datetime.now(UTC)
+            merge_rows(wh, "frozen_sets", {"task": [task] * len(keys), "key_kind": [key_kind] * len(keys),
+                                           "key": [str(k) for k in keys], "fixed_at": [now] * len(keys)})
+    wh.mark_changed("frozen_sets")
+    return len(keys)
 
 
 def find_model_row(

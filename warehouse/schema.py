@@ -23,6 +23,10 @@ __all__ = [
     "CAPTION_TABLES",
     "EMOTION_TABLES",
     "FORECAST_TABLES",
+    "MODEL_STATUSES",
+    "RUN_STATUSES",
+    "SERVICE_COLUMNS",
+    "SERVICE_TABLES",
     "PREDICTION_INPUT_COLUMNS",
     "PUBLISHED",
     "TABLES",
@@ -369,6 +373,85 @@ FORECAST_TABLES: tuple[TableSpec, ...] = (
     ),
 )
 
+# The service (issue 13): what each scheduled job did (`runs`), the schedule (`jobs`), the frozen
+# evaluation sets of the promotion gate and its decisions. Created by migration 10.
+RUN_STATUSES = ("running", "completed", "failed", "skipped", "waiting")
+MODEL_STATUSES = ("champion", "challenger", "rejected", "retired", "archived")
+
+SERVICE_TABLES: tuple[TableSpec, ...] = (
+    TableSpec(
+        "runs",
+        {
+            "run_id": "VARCHAR",
+            "job": "VARCHAR",
+            "trigger": "VARCHAR",
+            "params": "JSON",
+            "started_at": "TIMESTAMPTZ",
+            "finished_at": "TIMESTAMPTZ",
+            "status": "VARCHAR",
+            "rows_changed": "BIGINT",
+            "error": "VARCHAR",
+            "runner": "VARCHAR",
+            "detail": "JSON",
+        },
+        primary_key=("run_id",),
+        keep=("started_at",),
+        description="One row per run of a scheduled job: `trigger` schedule, catch-up (a restart found runs "
+        "missed: coalesced into one), after:<job> (a follow-up), once or manual; `status` running, completed, "
+        "failed, skipped (nothing to do yet) or waiting (for the writer); `params` without secrets; "
+        "`rows_changed` the rows the job wrote; `runner` embedded:<pid> or prefect:<flow run id>; "
+        "`detail` what the job returned.",
+    ),
+    TableSpec(
+        "jobs",
+        {
+            "job": "VARCHAR",
+            "flow": "VARCHAR",
+            "schedule": "VARCHAR",
+            "params": "JSON",
+            "next_run_at": "TIMESTAMPTZ",
+            "last_status": "VARCHAR",
+            "last_run_at": "TIMESTAMPTZ",
+        },
+        primary_key=("job",),
+        description="The schedule table as the runner (embedded or Prefect) last saw it: the job, its flow, "
+        "its schedule (every N s/min/h, a cron line, or after:<job>), its parameters, when it runs next and "
+        "how its last run ended.",
+    ),
+    TableSpec(
+        "frozen_sets",
+        {"task": "VARCHAR", "key_kind": "VARCHAR", "key": "VARCHAR", "fixed_at": "TIMESTAMPTZ"},
+        primary_key=("task", "key_kind", "key"),
+        description="The promotion gate's frozen evaluation set per task (emoji: videos; sentiment: pairs; "
+        "emotions: texts; trend: target months), fixed before the task's first model trains, excluded from "
+        "every later training and renewed only by `emopulse models freeze TASK --renew`.",
+    ),
+    TableSpec(
+        "model_decisions",
+        {
+            "decision_id": "VARCHAR",
+            "decided_at": "TIMESTAMPTZ",
+            "task": "VARCHAR",
+            "action": "VARCHAR",
+            "model_id": "VARCHAR",
+            "champion_id": "VARCHAR",
+            "metric": "VARCHAR",
+            "model_score": "DOUBLE",
+            "champion_score": "DOUBLE",
+            "tolerance": "DOUBLE",
+            "frozen_items": "BIGINT",
+            "reason": "VARCHAR",
+        },
+        primary_key=("decision_id",),
+        description="Every registry decision with both figures on the frozen set: `action` promote, reject, "
+        "rollback, archive or manual-promote; `model_score` the model's primary metric, `champion_score` the "
+        "champion's before the decision (NULL when there was none).",
+    ),
+)
+
+# Columns migration 10 appends: where a model stands (champion, challenger, rejected, retired, archived).
+SERVICE_COLUMNS: dict[str, tuple[str, ...]] = {"models": ("status",)}
+
 # Columns migration 7 appends: whether a prediction saw only the text of an image + text input.
 PREDICTION_INPUT_COLUMNS: dict[str, tuple[str, ...]] = {"predictions": ("text_only",)}
 
@@ -518,12 +601,15 @@ TABLES: dict[str, TableSpec] = {
                 "sha256": "VARCHAR",
                 "params": "JSON",
                 "files": "JSON",
+                "status": "VARCHAR",
             },
             primary_key=("model_id",),
             keep=("version", "created_at"),
             description="Model registry; version counts up per task. `artifacts`: name → path "
             "relative to the home; `files`: every file of the model folder (path relative to the "
-            "home) → sha256, checked when scoring loads it; `sha256`: model.onnx's.",
+            "home) → sha256, checked when scoring loads it; `sha256`: model.onnx's; `status`: champion (what "
+            "scoring and forecasts use), challenger, rejected (by the promotion gate), retired (a former "
+            "champion) or archived.",
         ),
         TableSpec(
             "predictions",
@@ -563,6 +649,7 @@ TABLES: dict[str, TableSpec] = {
         *CAPTION_TABLES,
         *EMOTION_TABLES,
         *FORECAST_TABLES,
+        *SERVICE_TABLES,
     )
 }
 

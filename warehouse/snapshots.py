@@ -58,6 +58,8 @@ __all__ = [
     "FANOUT",
     "INCREMENTAL",
     "KEEP_VERSIONS",
+    "prune_snapshots",
+    "table_freshness",
     "Incremental",
     "PublishEvery",
     "catalog_path",
@@ -487,6 +489,35 @@ def _prune(root: Path, keep: int) -> None:
         _remove_tree(leftover)
 
 
+def table_freshness(home: Path) -> list[dict[str, Any]]:
+    """Each published table of the current snapshot: its rows and when they last changed (the
+    publish that last wrote it; a view: the latest of the tables it reads)."""
+    manifest = _read_manifest(current_version_dir(home)) or {}
+    tables = manifest.get("tables", {})
+    out = []
+    for name, entry in tables.items():
+        if "view" in entry:
+            times = [tables.get(t, {}).get("changed_at") for t in entry["view"]]
+            out.append({"table": name, "rows": None, "changed_at": max((t for t in times if t), default=None)})
+        else:
+            out.append({"table": name, "rows": entry.get("rows"), "changed_at": entry.get("changed_at")})
+    return out
+
+
+def prune_snapshots(home: Path, keep: int) -> dict[str, int]:
+    """Remove all but the newest `keep` snapshot versions (the current one always stays); the
+    versions removed and the bytes that freed (files no kept version links to)."""
+    root = snapshots_dir(home)
+    if not root.is_dir():
+        return {"versions": 0, "bytes": 0}
+    versions = sorted(p for p in root.iterdir() if p.is_dir() and p.name.isdigit())
+    old = versions[:-max(1, keep)]
+    kept = {(f.stat().st_ino) for v in versions[-max(1, keep):] for f in v.rglob("*") if f.is_file()}
+    freed = sum(f.stat().st_size for v in old for f in v.rglob("*") if f.is_file() and f.stat().st_ino not in kept)
+    _prune(root, max(1, keep))
+    return {"versions": len(old), "bytes": freed}
+
+
 def _read_manifest(folder: Path | None) -> dict[str, Any] | None:
     if folder is None:
         return None
@@ -563,6 +594,8 @@ def _publish(wh: Warehouse, home: Path, root: Path, wanted: set[str], explicit: 
             else:
                 out = publisher.whole(name, columns[name], export)
             manifest["tables"][name] = out.entry
+            if out.action != "linked" or "changed_at" not in out.entry:  # when its rows last changed
+                out.entry["changed_at"] = published_at
             if out.action == "linked":
                 manifest["linked"].append(name)
             else:

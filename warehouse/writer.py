@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -31,11 +32,14 @@ class Warehouse:
 
     @classmethod
     @contextmanager
-    def open(cls, db_path: str | Path, *, command: str) -> Iterator[Warehouse]:
-        """Make the folder, take the writer's lock (or raise `WarehouseBusy`), connect, migrate."""
+    def open(cls, db_path: str | Path, *, command: str, wait_s: float = 0.0,
+             on_wait: Callable[[WarehouseBusy], None] | None = None,
+             cancel: threading.Event | None = None) -> Iterator[Warehouse]:
+        """Make the folder, take the writer's lock (or raise `WarehouseBusy`, at once or after
+        waiting `wait_s` for it: `lock.WriterLock`), connect, migrate."""
         db_path = Path(db_path).absolute()
         db_path.parent.mkdir(parents=True, exist_ok=True)
-        with WriterLock(lock_path_for(db_path), command=command):
+        with WriterLock(lock_path_for(db_path), command=command, wait_s=wait_s, on_wait=on_wait, cancel=cancel):
             try:
                 con = duckdb.connect(str(db_path))
             except duckdb.IOException as exc:  # a process ignoring the lock holds the file

@@ -6,8 +6,9 @@
 Or from a shell: `python -m emopulse.ingest.localserver --port 8765`.
 """
 
+from .replay import Replay
 from .server import FAULT_KINDS, Fault, LocalBilibili, SeenRequest, Watcher, serve_local_bilibili
 
 __all__ = [
-    "FAULT_KINDS", "Fault", "LocalBilibili", "SeenRequest", "Watcher", "serve_local_bilibili",
+    "FAULT_KINDS", "Fault", "LocalBilibili", "Replay", "SeenRequest", "Watcher", "serve_local_bilibili",
 ]

@@ -3,7 +3,8 @@
 It speaks the endpoints `ingest` uses with Bilibili's JSON shapes, checks WBI signatures on
 `/wbi/` endpoints like the real API (code -403 when wrong) and wants a `buvid3` cookie for search.
 Tests can inject faults (`inject`), add comments as if users posted them (`add_reply`), make the
-cursors it handed out stale (`expire_cursors`), and watch every request (`watch`).
+cursors it handed out stale (`expire_cursors`), and watch every request (`watch`). With `replay`
+the sample is a live stream: comments appear as a clock passes their time (`replay.LiveFeed`).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from urllib.parse import parse_qsl, urlsplit
 from .. import wbi
 from .dataset import Dataset, Reply, SampleVideo, load_dataset, stable_hash
 from .emotes import PACKAGE_ID, emote_png
+from .replay import LiveFeed, Replay
 from .shapes import member_package_json, package_json, reply_json, video_json
 
 __all__ = [
@@ -113,13 +115,16 @@ def _int(params: Mapping[str, str], name: str, default: int | None = None) -> in
 class LocalBilibili:
     """The server; start it with `serve_local_bilibili`. `url` is its base URL."""
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 0, *, faults: Iterable[Fault] = ()):
-        self.dataset = Dataset(dict(load_dataset().videos))  # videos copied on first change
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, *, faults: Iterable[Fault] = (),
+                 replay: Replay | None = None, clock: Callable[[], float] = time.monotonic):
+        self.feed = LiveFeed(load_dataset(), replay, clock=clock) if replay is not None else None
+        # videos copied on first change (a replay's are its own already)
+        self.dataset = self.feed.dataset if self.feed else Dataset(dict(load_dataset().videos))
         self.faults = list(faults)
         self.requests: list[SeenRequest] = []
         self.watchers: list[Watcher] = []
         self._lock = threading.Lock()
-        self._own: set[int] = set()
+        self._own: set[int] = set(self.dataset.videos) if self.feed else set()
         self._key_generation = 0
         self._cursor_generation = 0
         self._httpd = _QuietServer((host, port), _Handler)
@@ -250,6 +255,8 @@ class LocalBilibili:
 
     def _answer(self, path: str, params: dict[str, str], cookies: dict[str, str]) -> _Answer:
         """The normal answer to a GET, faults aside."""
+        if self.feed is not None:
+            self.feed.advance()
         if match := _EMOTE_IMAGE.fullmatch(path):
             png = emote_png(int(match.group(1)))
             if png is None:
@@ -504,10 +511,10 @@ def _json_fault(kind: str, answer: _Answer) -> _Answer:
 
 @contextmanager
 def serve_local_bilibili(
-    host: str = "127.0.0.1", port: int = 0, *, faults: Iterable[Fault] = ()
+    host: str = "127.0.0.1", port: int = 0, *, faults: Iterable[Fault] = (), replay: Replay | None = None
 ) -> Iterator[LocalBilibili]:
     """Run the server in a background thread for the `with` block (port 0: any free port)."""
-    server = LocalBilibili(host, port, faults=faults).start()
+    server = LocalBilibili(host, port, faults=faults, replay=replay).start()
     try:
         yield server
     finally:

@@ -187,3 +187,17 @@ def test_an_empty_or_too_rare_training_set_is_refused(tmp_path, rows) -> None:
         train_emoji_align(rows.iloc[:0], out_dir=tmp_path, config=profile_config("light"), progress=False)
     with pytest.raises(ValueError, match="more than 10000 comments"):
         train_emoji_align(rows, out_dir=tmp_path, config=profile_config("light", min_comments=10000), progress=False)
+
+
+def test_one_fit_trains_the_registered_model_without_folds(tmp_path, rows) -> None:
+    """protocol="fit" (a scheduled retrain): no folds, no baselines, retrain_epochs epochs on all."""
+    result = train_emoji_align(rows, out_dir=tmp_path, progress=False,
+                               config=profile_config("light", **{**FAST, "protocol": "fit", "retrain_epochs": 2}))
+    assert result.metrics["evaluation"] == "one_fit" and result.metrics["retrain"]["epochs"] == 2
+    assert "tfidf_top1_strict" not in result.metrics and "folds" not in result.files
+    assert len(result.history) == 2 and not (tmp_path / "folds").exists()
+    assert "one fit" in (tmp_path / "eval_summary.md").read_text(encoding="utf-8")
+    feeds = {k: torch.as_tensor(v) for k, v in result.preprocessor.encode(["哈哈哈"]).items()}
+    assert result.module(**feeds).shape[-1] == len(result.head.labels)
+    with pytest.raises(ValueError, match="protocol must be one of"):
+        profile_config("light", protocol="sometimes")

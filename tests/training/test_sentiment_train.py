@@ -270,3 +270,14 @@ def test_no_fold_choice_sees_its_test_pairs(data: sentiment.Data, cfg: sentiment
         assert calls["fusion"][f] == data.y[sorted(part["val"])].tolist()  # the fusion weight on validation
         tr, va, te = calls["tfidf"][f]
         assert (tr, va, te) == tuple(data.texts(np.array(sorted(part[p]))) for p in ("train", "val", "test"))
+
+
+def test_one_fit_trains_without_folds_or_baselines(pairs: Path, cfg: sentiment.TrainConfig, tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    result = sentiment.train_sentiment(pairs_frame(pairs), out_dir=tmp_path, progress=False,
+                                       config=replace(cfg, protocol="fit", retrain_epochs=2),
+                                       cache_dir=tmp_path / "cache")
+    assert result.metrics["evaluation"] == "one_fit" and result.metrics["retrain"]["epochs"] == 2
+    assert "folds" not in result.files and not any(k.startswith("tfidf") for k in result.metrics)
+    assert "one fit" in (tmp_path / "eval_summary.md").read_text(encoding="utf-8")

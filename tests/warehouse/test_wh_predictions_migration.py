@@ -23,7 +23,8 @@ def test_old_top_k_rows_become_comment_rows_of_the_long_table(tmp_path) -> None:
     con.execute("DROP TABLE predictions")  # as a database of issue 8 was
     con.execute(OLD_PREDICTIONS)
     con.execute("ALTER TABLE models DROP COLUMN files")
-    con.execute("DELETE FROM schema_version WHERE version = 5")
+    con.execute("ALTER TABLE models DROP COLUMN status")  # migration 10's
+    con.execute("DELETE FROM schema_version WHERE version IN (5, 10)")
     con.execute("""INSERT INTO predictions VALUES
         ('m1', 'emoji', '101', 1, '[doge]', 0.6, '2025-01-02 03:04:05+00'),
         ('m1', 'emoji', '101', 2, '[笑哭]', 0.3, '2025-01-02 03:04:05+00'),
@@ -31,7 +32,7 @@ def test_old_top_k_rows_become_comment_rows_of_the_long_table(tmp_path) -> None:
         ('m1', 'emoji', '102', 2, '[笑哭]', 0.4, '2025-01-02 03:04:06+00'),
         ('m2', 'emoji', '101', 1, '[大哭]', 0.9, NULL)""")  # 102: a label twice (the old key allowed it)
     con.execute("INSERT INTO models (model_id, task, version) VALUES ('m1', 'emoji', 1)")
-    assert migrate(con) == [5] and migrate(con) == []
+    assert migrate(con) == [5, 10] and migrate(con) == []
     assert _columns(con, "predictions") == list(TABLES["predictions"].columns)
     assert _columns(con, "models") == list(TABLES["models"].columns)
     rows = con.execute("SELECT model_id, entity_kind, entity_id, label, score, rank, strftime(scored_at, '%S') "
