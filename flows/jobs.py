@@ -249,6 +249,8 @@ def run_job(settings: Settings, name: str, *, trigger: str = "manual", runner: s
         record_run(home, run, status="failed", error=f"{type(exc).__name__}: {exc}")
         log.warning("job %s failed: %s: %s", name, type(exc).__name__, exc)
     else:
+        if stop is not None and stop.is_set():  # the runner is stopping: a crawl ended after its current page
+            detail = {**detail, "stopped_early": True}
         record_run(home, run, status="completed", rows_changed=rows, error=None, detail=detail)
         log.info("job %s: completed (%d rows changed)", name, rows)
     finally:

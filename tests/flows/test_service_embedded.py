@@ -177,3 +177,47 @@ def test_up_once_runs_every_job_once_and_fails_when_one_failed(tmp_path, server)
     assert "broken" in jobs and "failed" in jobs and "every 900s" in jobs and "after crawl" in jobs
     tables = status.stdout.split("tables")[1]
     assert "comments" in tables and str(len(video.replies)) in tables  # rows and last change of each table
+
+
+def test_sigterm_mid_crawl_stops_after_the_current_page_and_the_next_run_resumes(tmp_path, server) -> None:
+    video = server.dataset.videos[SMALL]
+    for n in range(400):  # twenty pages of new comments: a long crawl
+        server.add_reply(video.aid, f"第{n}条 [doge]")
+    video = server.dataset.videos[SMALL]  # the server's own copy now
+    home = tmp_path / "home"
+    config = _config(tmp_path / "emopulse.toml", {
+        "crawl": {"schedule": "every 1h", "params": {"bvids": [video.bvid], "emotes": False}}})
+    asked: list[str] = []
+    termed = threading.Event()
+    log_file = open(tmp_path / "up.log", "wb")  # noqa: SIM115
+    proc = subprocess.Popen([EMOPULSE, "up", "--no-dashboard", "--home", str(home), "--api-base", server.url],
+                            env=_env(config), stdout=subprocess.DEVNULL, stderr=log_file)
+
+    def watch(_index, request, when) -> None:
+        if request.path == MAIN and when == "received":
+            asked.append("after" if termed.is_set() else "before")
+            if len(asked) == 4 and not termed.is_set():
+                proc.send_signal(signal.SIGTERM)
+                termed.set()
+
+    server.watch(watch)
+    try:
+        proc.wait(timeout=90)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        server.watchers.clear()
+        log_file.close()
+    assert proc.returncode == 0, (tmp_path / "up.log").read_text()[-2000:]
+    assert termed.is_set() and asked.count("after") <= 1  # the page being read, then no more
+    (run,) = [r for r in _final(home).values() if r["job"] == "crawl"]
+    assert run["status"] == "completed" and run["detail"]["stopped_early"]
+    with Warehouse.open(home / "warehouse.duckdb", command="test: check") as wh:
+        stored = wh.con.execute("SELECT count(*) FROM comments").fetchall()[0][0]
+    assert 0 < stored < len(video.replies)  # committed page by page, the rest left for the next run
+    resumed = subprocess.run([EMOPULSE, "up", "--once", "--home", str(home), "--api-base", server.url],
+                             env=_env(config), capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    with Warehouse.open(home / "warehouse.duckdb", command="test: check") as wh:
+        rpids = [r for (r,) in wh.con.execute("SELECT rpid FROM comments").fetchall()]
+    assert len(rpids) == len(set(rpids)) == len(video.replies)
