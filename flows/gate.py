@@ -3,14 +3,15 @@ against the task's champion, which is what scoring and forecasts use.
 
 * The frozen set is drawn the first time a task's data is read for training (so the first
   champion has not seen it either): whole videos (emoji), pairs (sentiment), training texts
-  (emotions), `gate_frozen_share` of them and at most `FROZEN_MAX` rows, stored in
-  `frozen_sets` and left out of every later training. `emopulse models freeze TASK --renew`
+  (emotions), `gate_frozen_share` of them and at most `FROZEN_MAX` rows; for trend, the latest
+  label months (that share of them, at least one, leaving `TREND_MIN_MONTHS` to train on). It is
+  stored in `frozen_sets` and left out of every later training. `emopulse models freeze TASK --renew`
   draws it again (the champion may have trained on the new draw: its figure flatters it).
 * `judge` scores challenger and champion on it with ONNX Runtime and computes the task's
   primary metric; the challenger is promoted when it is at least the champion's minus
   `gate_tolerance`, else rejected. Every decision is recorded with both figures.
-* The trend task has no frozen set yet: its first model becomes champion, and a later one only
-  by `emopulse models promote ID` (recorded, without figures).
+* Trend models are compared on the frozen months' windows by Spearman's rank correlation across
+  categories per target month (the mean over the months), forecast through ONNX Runtime.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ __all__ = ["FROZEN", "FROZEN_MAX", "archive", "evaluate", "judge", "promote", "r
 
 log = logging.getLogger(__name__)
 FROZEN_MAX = 2000  # rows of a frozen set at most: both models score it at every decision
+TREND_MIN_MONTHS = 4  # label months left to train on (walk-forward folds need a few)
 
 
 @dataclass(frozen=True)
@@ -44,6 +46,7 @@ class FrozenSpec:
     metric: str
     key: Callable[[pd.DataFrame], pd.Series]
     eligible: Callable[[pd.DataFrame], pd.Series] = lambda rows: pd.Series(True, index=rows.index)
+    latest: bool = False  # freeze the latest keys (time), not random ones
 
 
 FROZEN: dict[str, FrozenSpec] = {
@@ -51,6 +54,8 @@ FROZEN: dict[str, FrozenSpec] = {
     "sentiment": FrozenSpec("pair", "weighted_f1", lambda r: r["source"].astype(str) + ":" + r["guid"].astype(str)),
     "emotions": FrozenSpec("text", "macro_f1", lambda r: r["source"].astype(str) + ":" + r["text_id"].astype(str),
                            eligible=lambda r: r["split"] == "train"),
+    "trend": FrozenSpec("month", "spearman", lambda r: pd.to_datetime(r["target_month"]).dt.strftime("%Y-%m-%d"),
+                        latest=True),
 }
 
 
@@ -60,6 +65,9 @@ def _draw(rows: pd.DataFrame, spec: FrozenSpec, share: float, seed: int) -> list
     keys = spec.key(rows)[spec.eligible(rows)]
     sizes = keys.value_counts()
     groups = sorted(sizes.index)
+    if spec.latest:  # time: the latest months, never so many that too few are left
+        n = max(1, round(share * len(groups)))
+        return groups[-n:] if len(groups) - n >= TREND_MIN_MONTHS else []
     if len(groups) < 2:  # nothing would be left to train on
         return []
     want = min(FROZEN_MAX, max(1, round(share * int(sizes.sum()))))
@@ -121,8 +129,21 @@ def frozen_rows(wh: Warehouse, task: str) -> pd.DataFrame:
     return rows[spec.key(rows).isin(set(keys))].reset_index(drop=True)
 
 
+def evaluate_windows(wh: Warehouse, settings: Settings, record: Any, rows: pd.DataFrame) -> float:
+    """A trend model's mean Spearman (across categories, per target month) on frozen windows."""
+    from emopulse.serving.forecast import forecast_windows
+    from emopulse.training.metrics import spearman_by_group
+
+    from .steps import trend_encoders
+
+    frame, _ = forecast_windows(wh, rows, model=record, variant="fp32", **trend_encoders(settings, record))
+    got = rows.merge(frame[["category", "window_end", "share"]], on=["category", "window_end"])
+    return float(spearman_by_group(got["label_share"], got["share"], got["target_month"].astype(str))["mean"])
+
+
 def evaluate(record: Any, task: str, rows: pd.DataFrame, *, home: Any) -> float:
-    """The task's primary metric of a registered model (a `ModelRecord`) on frozen rows."""
+    """The task's primary metric of a registered model (a `ModelRecord`) on frozen rows (trend:
+    `evaluate_windows`, which needs the warehouse)."""
     from sklearn.metrics import f1_score
 
     from emopulse.serving import load_scorer
@@ -146,6 +167,17 @@ def evaluate(record: Any, task: str, rows: pd.DataFrame, *, home: Any) -> float:
     raise ValueError(f"task {task!r} has no frozen-set evaluation")
 
 
+def _scores(wh: Warehouse | None, settings: Settings, task: str, rows: pd.DataFrame, records: dict,
+            *, inside: bool) -> dict[str, float]:
+    """Each model's figure on the frozen rows: trend inside the read (its forecasts read the day
+    matrix), the others after it (scored without the writer: crawls go on meanwhile)."""
+    if rows.empty or (task == "trend") != inside:
+        return {}
+    if task == "trend":
+        return {i: evaluate_windows(wh, settings, r, rows) for i, r in records.items()}
+    return {i: evaluate(r, task, rows, home=settings.home) for i, r in records.items()}
+
+
 def _figures(wh: Warehouse, task: str, model_id: str, champion_id: str | None) -> tuple[pd.DataFrame, dict]:
     from emopulse.serving import find_model
 
@@ -166,17 +198,15 @@ def judge(settings: Settings, model_id: str, *, tolerance: float | None = None) 
         task = row["task"]
         champion = champion_model(wh, task)
         champion_id = champion["model_id"] if champion and champion["model_id"] != model_id else None
-        rows, records = _figures(wh, task, model_id, champion_id) if task in FROZEN else (pd.DataFrame(), {})
-    metric = FROZEN[task].metric if task in FROZEN else None
-    scores: dict[str, float] = {}
-    if not rows.empty:  # scored without the writer: crawls go on meanwhile
-        scores = {i: evaluate(r, task, rows, home=settings.home) for i, r in records.items()}
+        rows, records = _figures(wh, task, model_id, champion_id)
+        scores = _scores(wh, settings, task, rows, records, inside=True)
+    metric = FROZEN[task].metric
+    scores |= _scores(None, settings, task, rows, records, inside=False)
     mine, theirs = scores.get(model_id), scores.get(champion_id) if champion_id else None
     if champion_id is None:
         action, reason = "promote", "the task's first champion"
     elif mine is None or theirs is None:
-        action, reason = ("reject", "no frozen set to compare on: promote it by hand if it should serve") \
-            if task in FROZEN else ("reject", f"{task} has no frozen-set evaluation: `emopulse models promote {model_id}`")
+        action, reason = "reject", "no frozen set to compare on: promote it by hand if it should serve"
     elif mine >= theirs - tol:
         action, reason = "promote", f"{metric} {mine:.4f} >= champion's {theirs:.4f} - {tol:g}"
     else:
@@ -218,12 +248,13 @@ def promote(settings: Settings, model_id: str) -> dict[str, Any]:
         champion_id = champion["model_id"] if champion else None
         if champion_id == model_id:
             raise ValueError(f"model {model_id} is already the {task} champion")
-        rows, records = _figures(wh, task, model_id, champion_id) if task in FROZEN else (pd.DataFrame(), {})
-    scores = {i: evaluate(r, task, rows, home=settings.home) for i, r in records.items()} if not rows.empty else {}
+        rows, records = _figures(wh, task, model_id, champion_id)
+        scores = _scores(wh, settings, task, rows, records, inside=True)
+    scores |= _scores(None, settings, task, rows, records, inside=False)
     with writer(settings, "promote") as wh:
         _crown(wh, task, model_id, champion_id)
         return record_decision(wh, task=task, action="manual-promote", model_id=model_id, champion_id=champion_id,
-                               metric=FROZEN[task].metric if task in FROZEN else None,
+                               metric=FROZEN[task].metric,
                                model_score=scores.get(model_id), champion_score=scores.get(champion_id),
                                tolerance=None, frozen_items=len(rows) or None, reason="promoted by hand")
 

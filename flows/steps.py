@@ -214,14 +214,22 @@ def train_trend(settings: Settings, *, profile: str = "cpu", epochs: int | None 
     through the feature cache), then closed while training runs."""
     from emopulse.training.trend.train import prepare_data, profile_config, train_trend as train
 
+    from emopulse.training.daymatrix import read_windows
+    from emopulse.warehouse import frozen_keys
+
+    from .gate import training_rows
+
     config = profile_config(profile, seed=seed, epochs=epochs, rnn=rnn, ablation=ablation,
                             text_encoder_path=text_encoder_path(settings), **overrides)
-    with open_warehouse(settings, "train trend") as wh:
-        data = prepare_data(wh.con, config, cache_dir=settings.home / "cache", home=settings.home, progress=progress)
+    with writer(settings, "train trend") as wh:
+        training_rows(wh, settings, "trend", read_windows(wh.con, labelled=True))  # draws the frozen months once
+        _, frozen = frozen_keys(wh, "trend")
+        data = prepare_data(wh.con, config, cache_dir=settings.home / "cache", home=settings.home, progress=progress,
+                            exclude_months=frozen)
     return train(data, out_dir=settings.home / "runs" / "trend", config=config, progress=progress)
 
 
-def _trend_encoders(settings: Settings, record: Any, progress: bool = False) -> dict[str, Any]:
+def trend_encoders(settings: Settings, record: Any, progress: bool = False) -> dict[str, Any]:
     """The text and image embedders a trend model was trained with (only those), from the settings."""
     from emopulse.training.trend.train import TrainConfig, embedders
 
@@ -243,7 +251,7 @@ def forecast_trends_in(wh: Warehouse, settings: Settings, *, model_id: str | Non
     record = find_model(wh, model_id=model_id, task="trend")
     return forecast_trends(wh, model=record, device=device, variant=variant,  # type: ignore[arg-type]
                            int8_max_change=settings.scoring_int8_max_change,
-                           **_trend_encoders(settings, record)).to_dict()
+                           **trend_encoders(settings, record)).to_dict()
 
 
 def forecast_trends(settings: Settings, *, model_id: str | None = None, device: str = "auto",
@@ -334,7 +342,11 @@ def read_task_rows(wh: Warehouse, task: str):
         return read_sentiment_pairs(wh)
     if task == "emotions":
         return read_emotion_texts(wh)[0]
-    raise ValueError(f"task {task!r} has no rows of its own to freeze")
+    if task == "trend":
+        from emopulse.training.daymatrix import read_windows
+
+        return read_windows(wh.con, labelled=True)
+    raise ValueError(f"unknown task {task!r}")
 
 
 def score(settings: Settings, *, task: str | None = None, model_id: str | None = None, device: str = "auto",

@@ -40,10 +40,12 @@ from .scorer import DEFAULT_INT8_MAX_CHANGE, Variant, load_scorer
 if TYPE_CHECKING:
     from emopulse.warehouse import Warehouse
 
-__all__ = ["ForecastSummary", "forecast_trends"]
+__all__ = ["FORECAST_COLUMNS", "ForecastSummary", "forecast_trends", "forecast_windows"]
 
 log = logging.getLogger(__name__)
 OUTPUTS = ("trend_logits", "share")
+FORECAST_COLUMNS = ("model_id", "forecast_at", "category", "window_end", "target_month", "share", "share_lo",
+                    "share_hi", "trend", "p_down", "p_flat", "p_up")
 
 
 @dataclass
@@ -87,12 +89,13 @@ def _check_encoders(record: ModelRecord, given: Mapping[str, str]) -> list[str]:
     return sorted(trained)
 
 
-def forecast_trends(wh: Warehouse, *, model: ModelRecord | str | None = None, device: Device = "auto",
-                    variant: Variant = "auto", int8_max_change: float = DEFAULT_INT8_MAX_CHANGE,
-                    text_embed: Callable | None = None, image_embed: Callable | None = None,
-                    encoders: Mapping[str, str] | None = None, batch_size: int = 1024) -> ForecastSummary:
-    """Forecast every open window with a trend model (see the module docstring)."""
-    started = time.perf_counter()
+def forecast_windows(wh: Warehouse, windows: pd.DataFrame, *, model: ModelRecord | str | None = None,
+                     device: Device = "auto", variant: Variant = "auto",
+                     int8_max_change: float = DEFAULT_INT8_MAX_CHANGE, text_embed: Callable | None = None,
+                     image_embed: Callable | None = None, encoders: Mapping[str, str] | None = None,
+                     batch_size: int = 1024) -> tuple[pd.DataFrame, Any]:
+    """A trend model's forecasts of the given `trend_windows` rows (window_end, category,
+    target_month), as `trend_forecasts` rows, without writing them; and the scorer used."""
     record = model if isinstance(model, ModelRecord) else find_model(wh, model_id=model, task="trend")
     if record.task != "trend":
         raise ValueError(f"model {record.model_id} is a {record.task!r} model: forecasts need a trend model")
@@ -105,12 +108,8 @@ def forecast_trends(wh: Warehouse, *, model: ModelRecord | str | None = None, de
     pre = scorer.preprocessor
     if not isinstance(pre, WindowPreprocessor):
         raise ValueError(f"model {record.model_id} has a {pre.kind!r} preprocessor: forecasts need trend windows")
-    windows = read_windows(wh.con, labelled=False)
-    summary = ForecastSummary(model_id=record.model_id, variant=scorer.variant, provider=scorer.provider,
-                              windows=len(windows), rows=0)
     if windows.empty:
-        log.info("model %s: no open trend window (every target month is complete)", record.model_id)
-        return summary
+        return pd.DataFrame(columns=list(FORECAST_COLUMNS)), scorer
     since = pd.Timestamp(windows["window_end"].min()).date() - timedelta(days=pre.days - 1)
     matrix = read_day_matrix(wh.con, since=since, text_embed=text_embed if "text" in kinds else None,
                              text_dim=pre.text_dim, image_embed=image_embed if "image" in kinds else None,
@@ -141,6 +140,25 @@ def forecast_trends(wh: Warehouse, *, model: ModelRecord | str | None = None, de
         "share_lo": np.clip((share + eps) * np.exp(lo_q) - eps, 0, None),
         "share_hi": np.clip((share + eps) * np.exp(hi_q) - eps, 0, None),
         "trend": trend.astype(np.int64), "p_down": prob[:, 0], "p_flat": prob[:, 1], "p_up": prob[:, 2]})
+    return frame, scorer
+
+
+def forecast_trends(wh: Warehouse, *, model: ModelRecord | str | None = None, device: Device = "auto",
+                    variant: Variant = "auto", int8_max_change: float = DEFAULT_INT8_MAX_CHANGE,
+                    text_embed: Callable | None = None, image_embed: Callable | None = None,
+                    encoders: Mapping[str, str] | None = None, batch_size: int = 1024) -> ForecastSummary:
+    """Forecast every open window with a trend model (see the module docstring)."""
+    started = time.perf_counter()
+    record = model if isinstance(model, ModelRecord) else find_model(wh, model_id=model, task="trend")
+    windows = read_windows(wh.con, labelled=False)
+    frame, scorer = forecast_windows(wh, windows, model=record, device=device, variant=variant,
+                                     int8_max_change=int8_max_change, text_embed=text_embed, image_embed=image_embed,
+                                     encoders=encoders, batch_size=batch_size)
+    summary = ForecastSummary(model_id=record.model_id, variant=scorer.variant, provider=scorer.provider,
+                              windows=len(windows), rows=0)
+    if frame.empty:
+        log.info("model %s: no open trend window (every target month is complete)", record.model_id)
+        return summary
     with wh.transaction():
         wh.mark_changed("trend_forecasts")
         merge_rows(wh, "trend_forecasts", frame)

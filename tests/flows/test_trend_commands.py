@@ -129,3 +129,28 @@ def test_train_trend_help_and_a_bad_rnn() -> None:
     assert result.exit_code == 0 and "--rnn" in result.output and "--ablation" in result.output
     result = runner.invoke(app, ["train", "trend", "--rnn", "transformer"])
     assert result.exit_code != 0 and "lstm or gru" in result.output
+
+
+def test_the_gate_judges_a_trend_challenger_on_the_frozen_months(trend_home, tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch, tiny_encoder) -> None:
+    home, record, _ = trend_home
+    assert record["decision"]["action"] == "promote"  # the first: champion
+    copy = tmp_path / "home"
+    shutil.copytree(home, copy)
+    con = duckdb.connect(str(copy / "warehouse.duckdb"), read_only=True)
+    try:
+        frozen = [k for (k,) in con.execute("SELECT key FROM frozen_sets WHERE task = 'trend' ORDER BY key").fetchall()]
+        months = [str(m) for (m,) in con.execute("SELECT DISTINCT target_month FROM trend_windows "
+                                                 "WHERE label_share IS NOT NULL ORDER BY 1").fetchall()]
+    finally:
+        con.close()
+    assert frozen == months[-len(frozen):] and 1 <= len(frozen) < len(months)  # the latest label months
+    metrics = json.loads(runner.invoke(app, ["models", "show", record["model_id"], "--home", str(copy)]).stdout)["metrics"]
+    assert all(f["target_month"] < frozen[0][:7] for f in metrics["folds"])  # never tested (nor trained) on them
+    monkeypatch.setenv("EMOPULSE_EMOJI_TEXT_ENCODER", str(tiny_encoder))
+    result = runner.invoke(app, ["train", "trend", "--profile", "light", "--no-ablation", "--quiet", "--home", str(copy)])
+    assert result.exit_code == 0, result.output
+    decision = json.loads(result.stdout[result.stdout.index("{"):])["decision"]
+    assert decision["metric"] == "spearman" and decision["champion_id"] == record["model_id"]
+    assert -1 <= decision["model_score"] <= 1 and -1 <= decision["champion_score"] <= 1
+    assert decision["action"] in ("promote", "reject")

@@ -35,7 +35,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -218,8 +218,9 @@ def embedders(cfg: TrainConfig, cache_dir: str | Path | None, *, progress: bool 
 
 
 def prepare_data(con: Any, cfg: TrainConfig, *, cache_dir: str | Path | None = None, home: str | Path = ".",
-                 progress: bool = False) -> Data:
-    """The day matrix and the labelled windows of a warehouse connection (`trend_windows`)."""
+                 progress: bool = False, exclude_months: Collection[str] = ()) -> Data:
+    """The day matrix and the labelled windows of a warehouse connection (`trend_windows`), less
+    the windows whose target month is in `exclude_months` (YYYY-MM-DD: a frozen evaluation set)."""
     started = time.perf_counter()
     check_config(cfg)
     text_embed, image_embed, fingerprints, text_dim = embedders(cfg, cache_dir, progress=progress)
@@ -228,6 +229,9 @@ def prepare_data(con: Any, cfg: TrainConfig, *, cache_dir: str | Path | None = N
         raise ValueError(f"the trend model needs at least {MIN_CATEGORIES} categories (Spearman across categories and "
                          f"the trend's terciles mean nothing with fewer); the posts have {len(matrix.categories)}")
     windows = read_windows(con, labelled=True)
+    if exclude_months:
+        months = pd.to_datetime(windows["target_month"]).dt.strftime("%Y-%m-%d")
+        windows = windows[~months.isin(set(exclude_months))].reset_index(drop=True)
     if windows.empty:
         raise ValueError("no labelled trend windows: a window's label needs its target month complete in the data "
                          "(import more posts, then `emopulse windows`)")
