@@ -75,7 +75,7 @@ def command(fn: F) -> F:
             _console(stderr=True).print(f"[red]error:[/] {exc}", soft_wrap=True)
             raise typer.Exit(EXIT_TEMPFAIL) from None
         except (WarehouseError, CrawlerError, FileNotFoundError, LookupError, ValueError) as exc:
-            _console(stderr=True).print(f"[red]error:[/] {exc}", soft_wrap=True)
+            _console(stderr=True).print(f"[red]error:[/] {_one_line(exc)}", soft_wrap=True)
             raise typer.Exit(1) from None
         except Exception as exc:
             import duckdb  # loaded by every command that could raise it
@@ -90,6 +90,15 @@ def command(fn: F) -> F:
             raise typer.Exit(1) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+def _one_line(exc: Exception) -> str:
+    """A settings error (pydantic's, several lines and a URL) as one line naming each field."""
+    from pydantic import ValidationError
+
+    if isinstance(exc, ValidationError):
+        return "bad settings: " + "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+    return str(exc)
 
 
 def _is_model_error(exc: Exception) -> bool:
@@ -820,9 +829,12 @@ def deploy(
 @command
 def status(home: Home = None) -> None:
     """The jobs (schedule, next run, last outcome), the latest runs, and each table's freshness."""
+    from .jobs import check_jobs
     from .status import service_status
 
-    found = service_status(_settings(home).home)
+    settings = _settings(home)
+    schedules = check_jobs(settings.jobs)
+    found = service_status(settings.home, {n: (j.flow, schedules[n].describe()) for n, j in settings.jobs.items()})
     for title, frame in found.items():
         _console().print(f"[bold]{title}[/]")
         _table(frame)
@@ -878,7 +890,10 @@ def models_list(
     fmt: Format = "table", home: Home = None,
 ) -> None:
     """Registered models: id, task, version, status and the primary metric on the frozen set."""
+    from .gate import check_task
+
     _check_format(fmt)
+    check_task(task)
     _table(_model_rows(_settings(home), task), fmt)
 
 
@@ -931,14 +946,15 @@ def models_archive(model_id: Annotated[str, typer.Argument(metavar="ID")], home:
 def models_freeze(
     task: Annotated[str, typer.Argument(metavar="TASK")],
     renew: Annotated[bool, typer.Option("--renew", help="Draw the frozen set again although one exists.")] = False,
-    seed: Annotated[int, typer.Option("--seed")] = 0,
+    seed: Annotated[int | None, typer.Option("--seed", help="Of the new draw (default: a random one).")] = None,
     home: Home = None,
 ) -> None:
     """Show the task's frozen evaluation set, or (with --renew) draw it again from all its data."""
     from emopulse.warehouse import frozen_keys, open_catalog
 
-    from .gate import freeze
+    from .gate import check_task, freeze
 
+    check_task(task)
     settings = _settings(home)
     if renew:
         _print_json(freeze(settings, task, seed=seed))

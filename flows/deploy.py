@@ -129,4 +129,12 @@ def _schema(job_flow: Any) -> dict[str, Any]:
 
 def deploy(settings: Settings, *, dry_run: bool = False) -> list[str]:
     """Create or update what `planned_deployments` names; one line per thing, saying what was done."""
-    return asyncio.run(_deploy(settings, dry_run))
+    import os
+
+    import httpx
+
+    try:
+        return asyncio.run(_deploy(settings, dry_run))
+    except (httpx.HTTPError, OSError) as exc:
+        raise ValueError(f"cannot reach the Prefect API at PREFECT_API_URL={os.environ.get('PREFECT_API_URL')!r}: "
+                         f"{type(exc).__name__}: {exc} (is `prefect server start` running?)") from None

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from .jobs import Schedule, check_jobs, job_order, run_job
-from .runlog import record_job, this_runner
+from .runlog import UNSET, record_job, this_runner
 from .settings import Settings
 
 __all__ = ["run_once", "serve_embedded"]
@@ -67,13 +67,19 @@ def _trigger(schedule: Schedule, timezone: str) -> Any:
     return CronTrigger.from_crontab(schedule.cron, timezone=timezone)
 
 
-def _missed(job: Any, now: datetime) -> int:
-    """How many fire times of a stored job lie between its next run time and `now`."""
-    n, when = 0, job.next_run_time
+def _missed(job: Any, now: datetime) -> tuple[int, datetime | None]:
+    """How many fire times of a stored job lie between its next run time and `now`, and the
+    last of them (the one a coalesced catch-up stands for)."""
+    n, when, last = 0, job.next_run_time, None
     while when is not None and when <= now and n < 100_000:
-        n += 1
+        n, last = n + 1, when
         when = job.trigger.get_next_fire_time(when, when + timedelta(microseconds=1))
-    return n
+    return n, last
+
+
+def _same_trigger(a: Any, b: Any) -> bool:
+    """The same schedule (str() leaves the time zone out)."""
+    return str(a) == str(b) and str(getattr(a, "timezone", "")) == str(getattr(b, "timezone", ""))
 
 
 def scheduled(name: str) -> None:
@@ -100,9 +106,9 @@ class _Service:
     def done(self, run: dict[str, Any]) -> None:
         """A run ended (called on the job's thread: never ask the scheduler here, whose shutdown
         holds its lock while it waits for this thread)."""
-        self.publish_job(run["job"], None, last_status=run["status"], last_run_at=run.get("finished_at"))
+        self.publish_job(run["job"], UNSET, last_status=run["status"], last_run_at=run.get("finished_at"))
 
-    def publish_job(self, name: str, next_run_at: datetime | None, **last: Any) -> None:
+    def publish_job(self, name: str, next_run_at: Any, **last: Any) -> None:
         job = self.settings.jobs[name]
         record_job(self.settings.home, job=name, flow=job.flow, schedule=self.schedules[name].describe(),
                    params=job.params, next_run_at=next_run_at, **last)
@@ -136,20 +142,20 @@ class _Service:
         for name, schedule in timed.items():
             trigger = _trigger(schedule, self.settings.service_timezone)
             stored = self.scheduler.get_job(name)
-            if stored is not None and str(stored.trigger) == str(trigger):
-                missed = _missed(stored, now)  # the process was down: these runs did not happen
+            if stored is not None and _same_trigger(stored.trigger, trigger):
+                missed, last = _missed(stored, now)  # the process was down: these runs did not happen
                 if missed:
-                    late = (now - stored.next_run_time).total_seconds()
+                    late = (now - last).total_seconds()  # APScheduler coalesces them into the last one
                     if late <= self.settings.service_misfire_grace_s:
                         self.catch_up[name] = missed
                         log.info("job %s: %d run(s) missed while down; it runs once now", name, missed)
                     else:
-                        log.info("job %s: %d run(s) missed, the first %.0f s ago (beyond the grace time): "
+                        log.info("job %s: %d run(s) missed, the last %.0f s ago (beyond the grace time): "
                                  "it waits for its next time", name, missed, late)
                 continue
-            # new or changed: the first run comes now, then on the schedule
-            self.scheduler.add_job(scheduled, trigger, args=[name], id=name, name=name, replace_existing=True,
-                                   next_run_time=datetime.now(UTC))
+            # new or changed: an interval job runs now, then every interval; a cron job at its next time
+            first = {"next_run_time": datetime.now(UTC)} if self.schedules[name].kind == "interval" else {}
+            self.scheduler.add_job(scheduled, trigger, args=[name], id=name, name=name, replace_existing=True, **first)
         self.scheduler.resume()
         for name in self.schedules:
             self.publish_job(name, None)
@@ -158,6 +164,8 @@ class _Service:
     def shutdown(self) -> None:
         if self.scheduler is not None:
             self.scheduler.shutdown(wait=True)  # the running jobs finish their step (a crawl its page)
+            for name in self.schedules:  # nothing runs next while the runner is gone
+                self.publish_job(name, None)
 
 
 def _dashboard(settings: Settings) -> subprocess.Popen | None:
@@ -166,13 +174,16 @@ def _dashboard(settings: Settings) -> subprocess.Popen | None:
     from .serve import dashboard_command
 
     env = {**os.environ, "EMOPULSE_HOME": str(Path(settings.home).absolute())}
+    logs = Path(settings.home) / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
     try:
-        proc = subprocess.Popen(dashboard_command(port=settings.dashboard_port), env=env,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        with open(logs / "dashboard.log", "ab") as out:
+            proc = subprocess.Popen(dashboard_command(port=settings.dashboard_port), env=env,
+                                    stdout=out, stderr=subprocess.STDOUT)
     except OSError as exc:
         log.warning("the dashboard did not start: %s", exc)
         return None
-    log.info("dashboard: http://127.0.0.1:%d", settings.dashboard_port)
+    log.info("dashboard: http://127.0.0.1:%d (its log: %s)", settings.dashboard_port, logs / "dashboard.log")
     return proc
 
 
@@ -189,6 +200,17 @@ def serve_embedded(settings: Settings, *, dashboard: bool = True, stop: threadin
     previous = {}
     if threading.current_thread() is threading.main_thread():
         previous = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
+    from emopulse.warehouse import WarehouseBusy
+    from emopulse.warehouse.lock import WriterLock
+
+    folder = settings.home / "service"
+    folder.mkdir(parents=True, exist_ok=True)
+    one = WriterLock(folder / "up.lock", command="emopulse up")
+    try:
+        one.acquire()
+    except WarehouseBusy as busy:
+        raise ValueError(f"another `emopulse up` already runs on {settings.home.absolute()} (PID {busy.pid}): "
+                         "one runner per home") from None
     service = _Service(settings, stop)
     _SERVICE = service
     proc = None
@@ -210,5 +232,6 @@ def serve_embedded(settings: Settings, *, dashboard: bool = True, stop: threadin
                 proc.kill()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+        one.release()
     log.info("emopulse up: stopped")
     return 0

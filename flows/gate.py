@@ -84,36 +84,54 @@ def _draw(rows: pd.DataFrame, spec: FrozenSpec, share: float, seed: int) -> list
     return sorted(picked)
 
 
-def training_rows(wh: Warehouse, settings: Settings, task: str, rows: pd.DataFrame, *, seed: int = 0) -> pd.DataFrame:
-    """`rows` without the task's frozen set, which is drawn from them first when there is none."""
+def training_rows(settings: Settings, task: str, rows: pd.DataFrame, *, seed: int = 0) -> pd.DataFrame:
+    """`rows` (read from the snapshot) without the task's frozen set; when the task has none yet it
+    is drawn from them first (the writer is taken only for that)."""
+    from .steps import snapshot, writer
+
     spec = FROZEN.get(task)
     if spec is None or rows.empty:
         return rows
-    kind, keys = frozen_keys(wh, task)
+    with snapshot(settings) as con:
+        kind, keys = frozen_keys(con, task)
     if kind is None:
-        keys = _draw(rows, spec, settings.gate_frozen_share, seed)
-        if not keys:
-            log.info("%s: too little data to freeze an evaluation set: the gate will promote without figures", task)
-            return rows
-        fix_frozen_set(wh, task, spec.key_kind, keys)
-        log.info("%s: froze %d %ss as the promotion gate's evaluation set", task, len(keys), spec.key_kind)
+        with writer(settings, f"freeze {task}") as wh:
+            kind, keys = frozen_keys(wh, task)  # another process may have drawn it meanwhile
+            if kind is None:
+                keys = _draw(rows, spec, settings.gate_frozen_share, seed)
+                if not keys:
+                    log.info("%s: too little data to freeze an evaluation set: the gate will promote without "
+                             "figures", task)
+                    return rows
+                fix_frozen_set(wh, task, spec.key_kind, keys)
+                log.info("%s: froze %d %ss as the promotion gate's evaluation set", task, len(keys), spec.key_kind)
     frozen = spec.key(rows).isin(set(keys))
     log.info("%s: %d of %d rows are in the frozen set and left out of training", task, int(frozen.sum()), len(rows))
     return rows[~frozen].reset_index(drop=True)
 
 
-def freeze(settings: Settings, task: str, *, seed: int = 0) -> dict[str, Any]:
-    """Draw the frozen set of `task` again from all its data (`models freeze --renew`)."""
+def freeze(settings: Settings, task: str, *, seed: int | None = None) -> dict[str, Any]:
+    """Draw the frozen set of `task` again from all its data (`models freeze --renew`); `seed`
+    None draws a new one. Refused when the data are too few to freeze anything."""
+    import secrets
+
     from .steps import read_task_rows, writer
 
     if task not in FROZEN:
-        raise ValueError(f"task {task!r} has no frozen set (tasks with one: {', '.join(FROZEN)})")
+        raise ValueError(f"unknown task {task!r}: one of {', '.join(FROZEN)}")
     with writer(settings, f"freeze {task}") as wh:
         rows = read_task_rows(wh, task)
-        keys = _draw(rows, FROZEN[task], settings.gate_frozen_share, seed)
+        keys = _draw(rows, FROZEN[task], settings.gate_frozen_share, secrets.randbits(32) if seed is None else seed)
+        if not keys:
+            raise ValueError(f"too little {task} data to freeze an evaluation set ({len(rows)} rows); the set stays as it is")
         fix_frozen_set(wh, task, FROZEN[task].key_kind, keys)
         items = int(FROZEN[task].key(rows).isin(set(keys)).sum())
     return {"task": task, "key_kind": FROZEN[task].key_kind, "keys": len(keys), "rows": items}
+
+
+def check_task(task: str | None) -> None:
+    if task is not None and task not in FROZEN:
+        raise ValueError(f"unknown task {task!r}: one of {', '.join(FROZEN)}")
 
 
 # -- evaluation ---------------------------------------------------------------------------------------
@@ -198,6 +216,8 @@ def judge(settings: Settings, model_id: str, *, tolerance: float | None = None) 
         task = row["task"]
         champion = champion_model(wh, task)
         champion_id = champion["model_id"] if champion and champion["model_id"] != model_id else None
+        fixed = wh.con.execute("SELECT min(fixed_at) FROM frozen_sets WHERE task = ?", [task]).fetchall()[0][0]
+        predates = bool(champion_id and fixed is not None and champion["created_at"] < fixed)
         rows, records = _figures(wh, task, model_id, champion_id)
         scores = _scores(wh, settings, task, rows, records, inside=True)
     metric = FROZEN[task].metric
@@ -205,6 +225,9 @@ def judge(settings: Settings, model_id: str, *, tolerance: float | None = None) 
     mine, theirs = scores.get(model_id), scores.get(champion_id) if champion_id else None
     if champion_id is None:
         action, reason = "promote", "the task's first champion"
+    elif predates:
+        action, reason = "promote", (f"the champion {champion_id} is older than the frozen set (it may have trained "
+                                     "on it; the challenger did not): its figure would flatter it")
     elif mine is None or theirs is None:
         action, reason = "reject", "no frozen set to compare on: promote it by hand if it should serve"
     elif mine >= theirs - tol:
@@ -263,6 +286,7 @@ def rollback(settings: Settings, task: str) -> dict[str, Any]:
     """Give the champion's place back to the model it replaced (the current one is retired)."""
     from .steps import writer
 
+    check_task(task)
     with writer(settings, f"rollback {task}") as wh:
         champion = champion_model(wh, task)
         if champion is None:

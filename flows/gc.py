@@ -1,6 +1,8 @@
 """`emopulse gc`: retention. Removes model versions beyond `gc_keep_models` per task (never a
-champion or a challenger awaiting its decision), old predictions of models that do not serve,
-old runs, and snapshot versions beyond `gc_keep_snapshots`; says what it freed."""
+champion, a challenger awaiting its decision, or the model the champion replaced: the rollback
+target), old predictions of models that do not serve, old runs, and snapshot versions beyond
+`gc_keep_snapshots`; says what it freed. It holds the writer throughout (a publish in progress
+is never pruned)."""
 
 from __future__ import annotations
 
@@ -32,11 +34,20 @@ def collect(settings: Settings, *, dry_run: bool = False) -> dict[str, Any]:
                            "dry_run": dry_run}
     with writer(settings, "gc") as wh:
         con = wh.con
+        # the model each champion replaced (the rollback target) stays, unless it was archived
+        replaced = con.execute("""
+            SELECT d.champion_id FROM model_decisions AS d JOIN models AS m ON m.model_id = d.model_id
+            JOIN models AS before ON before.model_id = d.champion_id
+            WHERE m.status = 'champion' AND d.action IN ('promote', 'manual-promote', 'rollback')
+              AND before.status <> 'archived'
+            QUALIFY row_number() OVER (PARTITION BY d.model_id ORDER BY d.decided_at DESC) = 1""").fetchall()
+        keep = [r for (r,) in replaced]
         removable = con.execute("""
             SELECT model_id, task, artifacts->>'$.onnx' FROM (
                 SELECT *, row_number() OVER (PARTITION BY task ORDER BY version DESC) AS newest
-                FROM models WHERE status IN ('rejected', 'retired', 'archived'))
-            WHERE newest > ? ORDER BY task, model_id""", [settings.gc_keep_models]).fetchall()
+                FROM models WHERE status IN ('rejected', 'retired', 'archived')
+                  AND model_id NOT IN (SELECT unnest(?::VARCHAR[])))
+            WHERE newest > ? ORDER BY task, model_id""", [keep, settings.gc_keep_models]).fetchall()
         cutoff = datetime.now(UTC) - timedelta(days=settings.gc_keep_predictions_days)
         runs_cutoff = datetime.now(UTC) - timedelta(days=settings.gc_keep_runs_days)
         ids = [m for m, _, _ in removable]
@@ -64,8 +75,7 @@ def collect(settings: Settings, *, dry_run: bool = False) -> dict[str, Any]:
                 wh.mark_changed("models", "predictions", "trend_forecasts", "runs")
             for folder in folders:  # after the rows are gone: a crash leaves a folder, never a dangling row
                 shutil.rmtree(folder, ignore_errors=True)
-    snapshots = ({"versions": 0, "bytes": 0} if dry_run
-                 else prune_snapshots(home, settings.gc_keep_snapshots))
+        snapshots = prune_snapshots(home, settings.gc_keep_snapshots, dry_run=dry_run)
     out["snapshot_versions"], out["snapshot_bytes"] = snapshots["versions"], snapshots["bytes"]
     out["rows_removed"] = out["predictions"] + out["forecasts"] + out["runs"] + len(out["models"])
     out["freed_bytes"] = out["model_bytes"] + out["snapshot_bytes"]

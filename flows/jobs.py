@@ -18,6 +18,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from emopulse.warehouse import WarehouseBusy
+
 from .runlog import CURRENT, JobContext, new_run, record_run
 from .settings import Job, Settings
 
@@ -79,6 +81,13 @@ def check_jobs(jobs: dict[str, Job]) -> dict[str, Schedule]:
     for name, schedule in schedules.items():
         if schedule.kind == "after" and schedule.after not in jobs:
             raise ValueError(f"job {name} runs after {schedule.after!r}, which is not a job ({', '.join(jobs)})")
+    for name in schedules:  # `after` chains must end at a job with a time of its own
+        seen, at = [name], name
+        while schedules[at].kind == "after":
+            at = schedules[at].after
+            if at in seen:
+                raise ValueError(f"jobs {' -> '.join([*seen, at])}: a cycle of `after` schedules never starts")
+            seen.append(at)
     return schedules
 
 
@@ -105,12 +114,11 @@ def job_order(jobs: dict[str, Job]) -> list[str]:
     return out
 
 
-_SECRET = re.compile(r"key|secret|token|password|sessdata|cookie", re.I)
-
-
 def safe_params(params: dict[str, Any]) -> dict[str, Any]:
-    """Parameters as recorded: values under secret-sounding names replaced."""
-    return {k: ("***" if _SECRET.search(k) else v) for k, v in params.items()}
+    """Parameters as recorded (`runlog.redact`): secrets replaced."""
+    from .runlog import redact
+
+    return redact(params)
 
 
 # -- the jobs ------------------------------------------------------------------------------------
@@ -245,6 +253,13 @@ def run_job(settings: Settings, name: str, *, trigger: str = "manual", runner: s
     except NothingToDo as exc:
         record_run(home, run, status="skipped", rows_changed=0, error=None, detail={"reason": str(exc)})
         log.info("job %s: skipped: %s", name, exc)
+    except WarehouseBusy as exc:
+        if stop is not None and stop.is_set():  # the runner stopped while this job waited its turn
+            record_run(home, run, status="skipped", rows_changed=0, error=None,
+                       detail={"reason": f"the runner stopped before the writer was free ({exc})"})
+        else:
+            record_run(home, run, status="failed", error=f"{type(exc).__name__}: {exc}")
+            log.warning("job %s failed: %s", name, exc)
     except Exception as exc:  # noqa: BLE001 - recorded; the runner goes on
         record_run(home, run, status="failed", error=f"{type(exc).__name__}: {exc}")
         log.warning("job %s failed: %s: %s", name, type(exc).__name__, exc)

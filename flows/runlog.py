@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import threading
 import uuid
@@ -51,6 +52,24 @@ class JobContext:
 
 
 CURRENT: ContextVar[JobContext | None] = ContextVar("emopulse_job", default=None)
+
+
+_SECRET = re.compile(r"key|secret|token|password|passwd|sessdata|cookie|auth", re.I)
+_URL_PASSWORD = re.compile(r"(?<=://)([^/@:\s]+):[^/@\s]+@")
+
+
+def redact(value: Any, key: str = "") -> Any:
+    """`value` as it may be recorded: values under secret-sounding names (at any depth) become
+    `***`, and passwords in URLs (`https://user:pw@host`) `user:***@`."""
+    if key and _SECRET.search(key):
+        return "***"
+    if isinstance(value, dict):
+        return {k: redact(v, str(k)) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [redact(v) for v in value]
+    if isinstance(value, str):
+        return _URL_PASSWORD.sub(lambda m: f"{m.group(1)}:***@", value)
+    return value
 
 
 def service_dir(home: Path) -> Path:
@@ -104,16 +123,23 @@ def record_run(home: Path, run: dict[str, Any], **changes: Any) -> dict[str, Any
     run.update(changes)
     if run["status"] in ("completed", "failed", "skipped") and not run.get("finished_at"):
         run["finished_at"] = _now()
-    _append(home, {"kind": "run", **{k: run.get(k) for k in _RUN_FIELDS}})
+    _append(home, {"kind": "run", **{k: redact(run.get(k)) if k in ("params", "error") else run.get(k)
+                                      for k in _RUN_FIELDS}})
     return run
 
 
+UNSET: Any = object()  # record_job: leave the field as it is
+
+
 def record_job(home: Path, *, job: str, flow: str, schedule: str, params: dict[str, Any],
-               next_run_at: datetime | None, last_status: str | None = None,
-               last_run_at: str | None = None) -> None:
-    _append(home, {"kind": "job", "job": job, "flow": flow, "schedule": schedule, "params": params,
-                   "next_run_at": next_run_at.isoformat() if next_run_at else None, "last_status": last_status,
-                   "last_run_at": last_run_at})
+               next_run_at: datetime | None = UNSET, last_status: str | None = UNSET,
+               last_run_at: str | None = UNSET) -> None:
+    """The job's row as the runner sees it; fields left UNSET keep their value, None clears it."""
+    record = {"kind": "job", "job": job, "flow": flow, "schedule": schedule, "params": redact(params)}
+    for name, value in (("next_run_at", next_run_at), ("last_status", last_status), ("last_run_at", last_run_at)):
+        if value is not UNSET:
+            record[name] = value.isoformat() if isinstance(value, datetime) else value
+    _append(home, record)
 
 
 def _read(home: Path, offset: int = 0) -> tuple[list[dict[str, Any]], int]:
@@ -139,9 +165,8 @@ def _latest(records: list[dict[str, Any]]) -> tuple[dict[str, dict], dict[str, d
     for record in records:
         if record.get("kind") == "run":
             runs[record["run_id"]] = record
-        elif record.get("kind") == "job":
-            known = jobs.get(record["job"], {})
-            jobs[record["job"]] = {**known, **{k: v for k, v in record.items() if v is not None}}
+        elif record.get("kind") == "job":  # a job line carries the fields it changes
+            jobs[record["job"]] = {**jobs.get(record["job"], {}), **record}
     for run in runs.values():  # a runner that died mid-run never wrote its end
         if run["status"] in ("running", "waiting") and runner_alive(run.get("runner")) is False:
             run.update(status="failed", finished_at=run.get("finished_at") or _now(), error=DIED)
@@ -179,14 +204,26 @@ def merge_run_log(wh: Warehouse, home: Path) -> int:
     stale = wh.con.execute("SELECT run_id, runner FROM runs WHERE status IN ('running', 'waiting')").fetchall()
     n = 0
     with wh.transaction():
-        if runs:
+        if runs:  # each line is the whole row: it replaces the stored one (a cleared error stays cleared)
             frame = pd.DataFrame([{k: r.get(k) for k in _RUN_FIELDS} for r in runs.values()])
             frame["params"], frame["detail"] = frame["params"].map(_json), frame["detail"].map(_json)
             frame["rows_changed"] = frame["rows_changed"].astype("Int64")
-            n += merge_rows(wh, "runs", _times(frame, "started_at", "finished_at"))
-        if jobs:
-            frame = pd.DataFrame([{k: j.get(k) for k in _JOB_FIELDS} for j in jobs.values()])
+            frame = _times(frame, "started_at", "finished_at")
+            wh.con.execute("DELETE FROM runs WHERE run_id IN (SELECT unnest(?::VARCHAR[]))", [list(runs)])
+            n += merge_rows(wh, "runs", frame)
+        if jobs:  # a job line carries the fields it changed: laid over the stored row
+            stored = wh.con.execute("SELECT job, flow, schedule, params::VARCHAR, next_run_at, last_status, last_run_at "
+                                    "FROM jobs WHERE job IN (SELECT unnest(?::VARCHAR[]))", [list(jobs)]).fetchall()
+            rows = {r[0]: dict(zip(_JOB_FIELDS, r)) for r in stored}
+            for row in rows.values():
+                row["params"] = json.loads(row["params"]) if row["params"] else None
+                for column in ("next_run_at", "last_run_at"):
+                    row[column] = row[column].isoformat() if row[column] is not None else None
+            full = [{**{k: None for k in _JOB_FIELDS}, **rows.get(name, {}),
+                     **{k: v for k, v in line.items() if k in _JOB_FIELDS}} for name, line in jobs.items()]
+            frame = pd.DataFrame(full, columns=list(_JOB_FIELDS))
             frame["params"] = frame["params"].map(_json)
+            wh.con.execute("DELETE FROM jobs WHERE job IN (SELECT unnest(?::VARCHAR[]))", [list(jobs)])
             n += merge_rows(wh, "jobs", _times(frame, "next_run_at", "last_run_at"))
         for run_id, runner in stale:
             if run_id not in known and runner_alive(runner) is False:

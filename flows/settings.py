@@ -134,9 +134,11 @@ class Settings(BaseSettings):
                                      "pairs, texts; trend: label months) frozen for the promotion gate")
     retrain_profile: Literal["light", "cpu", "gpu"] = Field(
         "cpu", description="profile of scheduled retrains (a job's `params.profile` overrides it)")
-    gc_keep_models: int = Field(3, ge=0, description="`emopulse gc`: non-champion versions kept per task "
-                                "(the newest; champions are never removed)")
-    gc_keep_snapshots: int = Field(2, ge=1, description="`emopulse gc`: snapshot versions kept")
+    gc_keep_models: int = Field(3, ge=0, description="`emopulse gc`: rejected, retired and archived versions "
+                                "kept per task (the newest; champions, challengers and the model the "
+                                "champion replaced are never removed)")
+    gc_keep_snapshots: int = Field(4, ge=2, description="`emopulse gc`: snapshot versions kept (publishing keeps "
+                                   "4, so readers with an older catalog open keep working; fewer frees more)")
     gc_keep_predictions_days: float = Field(
         30.0, ge=0, description="`emopulse gc`: predictions of models that are not champion (or a "
         "challenger) are removed this many days after they were scored")

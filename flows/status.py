@@ -91,10 +91,11 @@ def crawl_status(home: Path, bvids: Iterable[str] = ()) -> tuple[pd.DataFrame, s
     return videos, note.rstrip("\n")
 
 
-def service_status(home: Path) -> dict[str, pd.DataFrame]:
+def service_status(home: Path, jobs_table: dict | None = None) -> dict[str, pd.DataFrame]:
     """`emopulse status`: the jobs (schedule, next run, last outcome), the latest runs and each
     table's freshness. Jobs and runs are the published tables with the run log's newer lines
-    laid over them (a run still going, or waiting for the writer, shows at once)."""
+    laid over them (a run still going, or waiting for the writer, shows at once); jobs of the
+    schedule table (`jobs_table`: name -> (flow, schedule)) that never ran are listed too."""
     from emopulse.warehouse import SnapshotMissing
     from emopulse.warehouse.snapshots import table_freshness
 
@@ -109,7 +110,12 @@ def service_status(home: Path) -> dict[str, pd.DataFrame]:
     runs = pd.concat([runs, log_runs.drop(columns=["detail"])], ignore_index=True)
     runs["started_at"] = pd.to_datetime(runs["started_at"], utc=True, format="ISO8601")
     runs = runs.sort_values("started_at").drop_duplicates("run_id", keep="last")
-    jobs = pd.concat([jobs, log_jobs], ignore_index=True).drop_duplicates("job", keep="last")
+    known = pd.DataFrame([{"job": j, "flow": f, "schedule": sch} for j, (f, sch) in (jobs_table or {}).items()],
+                         columns=["job", "flow", "schedule"])
+    jobs = pd.concat([known, jobs, log_jobs], ignore_index=True).drop_duplicates("job", keep="last")
+    for column in ("next_run_at", "last_status"):
+        if column not in jobs:
+            jobs[column] = None
     last = runs.drop_duplicates("job", keep="last").set_index("job")
     jobs = jobs.assign(last_status=[last["status"].get(j, s) for j, s in zip(jobs["job"], jobs["last_status"])],
                        last_error=[last["error"].get(j) for j in jobs["job"]],

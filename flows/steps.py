@@ -48,6 +48,23 @@ def open_warehouse(settings: Settings, command: str) -> Iterator[Warehouse]:
 
 
 @contextmanager
+def snapshot(settings: Settings) -> Iterator[Any]:
+    """A read-only connection to the published snapshot (what training reads: no writer held); a
+    home that never published publishes once first."""
+    from emopulse.warehouse import SnapshotMissing, open_catalog
+
+    try:
+        con = open_catalog(settings.home)
+    except SnapshotMissing:
+        publish(settings)
+        con = open_catalog(settings.home)
+    try:
+        yield con
+    finally:
+        con.close()
+
+
+@contextmanager
 def writer(settings: Settings, command: str) -> Iterator[Warehouse]:
     """The warehouse for one writing command; snapshots of what it changed are published on the
     way out, also when the command fails after committing something (a crawl also publishes as
@@ -128,17 +145,18 @@ def text_encoder_path(settings: Settings) -> str:
 
 def train_emoji(settings: Settings, *, profile: str = "cpu", epochs: int | None = None, seed: int = 0,
                 folds: int | None = None, min_comments: int | None = None, progress: bool = True, **overrides: Any):
-    """Train emoji_align on every emoji comment: k folds over whole videos (labels with more than
-    `min_comments` comments chosen per fold from its training videos), then the registered model
-    retrained on all of them (an `emopulse.training.result.TrainResult`)."""
+    """Train emoji_align on every emoji comment of the published snapshot (no writer held; its
+    frozen set left out): k folds over whole videos (labels with more than `min_comments`
+    comments chosen per fold from its training videos), then the registered model retrained on
+    all of them (an `emopulse.training.result.TrainResult`)."""
     from emopulse.training.data import read_emoji_comments, read_emote_images
     from emopulse.training.emoji_align.train import profile_config, train_emoji_align
 
     from .gate import training_rows
 
-    with writer(settings, "train emoji") as wh:
-        rows = training_rows(wh, settings, "emoji", read_emoji_comments(wh))
-        images = read_emote_images(wh, settings.home)
+    with snapshot(settings) as con:
+        rows, images = read_emoji_comments(con), read_emote_images(con, settings.home)
+    rows = training_rows(settings, "emoji", rows)
     if rows.empty:
         raise ValueError("there are no comments with emotes: import or crawl comments first")
     encoder = None if profile == "light" else text_encoder_path(settings)
@@ -166,8 +184,9 @@ def train_sentiment(settings: Settings, *, profile: str = "cpu", epochs: int | N
 
     from .gate import training_rows
 
-    with writer(settings, "train sentiment") as wh:
-        rows = training_rows(wh, settings, "sentiment", read_sentiment_pairs(wh, sentiment_source=source))
+    with snapshot(settings) as con:
+        rows = read_sentiment_pairs(con, sentiment_source=source)
+    rows = training_rows(settings, "sentiment", rows)
     if rows.empty:
         raise ValueError("there are no labelled sentiment pairs" + (f" of source {source!r}" if source else "")
                          + ": import some with `emopulse import pairs DIR`")
@@ -194,9 +213,9 @@ def train_emotions(settings: Settings, *, profile: str = "cpu", epochs: int | No
 
     from .gate import training_rows
 
-    with writer(settings, "train emotions") as wh:
-        rows, labels = read_emotion_texts(wh, source=source)
-        rows = training_rows(wh, settings, "emotions", rows)
+    with snapshot(settings) as con:
+        rows, labels = read_emotion_texts(con, source=source)
+    rows = training_rows(settings, "emotions", rows)
     if rows.empty:
         raise ValueError("there are no emotion texts" + (f" of source {source!r}" if source else "")
                          + ": import some with `emopulse import goemotions DIR`")
@@ -221,10 +240,11 @@ def train_trend(settings: Settings, *, profile: str = "cpu", epochs: int | None 
 
     config = profile_config(profile, seed=seed, epochs=epochs, rnn=rnn, ablation=ablation,
                             text_encoder_path=text_encoder_path(settings), **overrides)
-    with writer(settings, "train trend") as wh:
-        training_rows(wh, settings, "trend", read_windows(wh.con, labelled=True))  # draws the frozen months once
-        _, frozen = frozen_keys(wh, "trend")
-        data = prepare_data(wh.con, config, cache_dir=settings.home / "cache", home=settings.home, progress=progress,
+    with snapshot(settings) as con:
+        training_rows(settings, "trend", read_windows(con, labelled=True))  # draws the frozen months once
+        with snapshot(settings) as fresh:  # the frozen months as just published
+            _, frozen = frozen_keys(fresh, "trend")
+        data = prepare_data(con, config, cache_dir=settings.home / "cache", home=settings.home, progress=progress,
                             exclude_months=frozen)
     return train(data, out_dir=settings.home / "runs" / "trend", config=config, progress=progress)
 

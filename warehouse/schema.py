@@ -654,10 +654,12 @@ TABLES: dict[str, TableSpec] = {
 }
 
 # Tables and views readers get as Parquet snapshots (and catalog views), in this order.
-PUBLISHED: tuple[str, ...] = (*TABLES, "emoji_comments", "daily_sentiment", "daily_emotions", "trend_forecast_outcomes")
+PUBLISHED: tuple[str, ...] = (*TABLES, "emoji_comments", "emoji_comments_keyed", "daily_sentiment", "daily_emotions",
+                              "trend_forecast_outcomes")
 
 # A published view is re-exported whenever one of the tables it reads changed.
 DERIVED_FROM: dict[str, tuple[str, ...]] = {"emoji_comments": ("comments", "comment_emotes"),
+                                            "emoji_comments_keyed": ("comments", "comment_emotes"),
                                             "daily_sentiment": ("predictions", "models", "comments", "posts"),
                                             "daily_emotions": ("predictions", "models", "comments", "posts"),
                                             "trend_forecast_outcomes": ("trend_forecasts", "trend_windows")}

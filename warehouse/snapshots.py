@@ -117,6 +117,7 @@ def _view_body(create_view_sql: str) -> str:
 CATALOG_VIEWS: dict[str, str] = {
     "emoji_comments": f"SELECT {', '.join(EMOJI_COMMENTS_COLUMNS)} "
     f"FROM ({_view_body(EMOJI_COMMENTS_KEYED_SQL)}) AS keyed",
+    "emoji_comments_keyed": _view_body(EMOJI_COMMENTS_KEYED_SQL),  # what emoji training reads
     "daily_sentiment": _view_body(DAILY_SENTIMENT_SQL),
     "daily_emotions": _view_body(DAILY_EMOTIONS_SQL),
     "trend_forecast_outcomes": _view_body(TREND_FORECAST_OUTCOMES_SQL),
@@ -504,9 +505,10 @@ def table_freshness(home: Path) -> list[dict[str, Any]]:
     return out
 
 
-def prune_snapshots(home: Path, keep: int) -> dict[str, int]:
+def prune_snapshots(home: Path, keep: int, *, dry_run: bool = False) -> dict[str, int]:
     """Remove all but the newest `keep` snapshot versions (the current one always stays); the
-    versions removed and the bytes that freed (files no kept version links to)."""
+    versions removed and the bytes that freed (files no kept version links to). Call it holding
+    the writer: it also removes what a publish that died half-way left. `dry_run`: count only."""
     root = snapshots_dir(home)
     if not root.is_dir():
         return {"versions": 0, "bytes": 0}
@@ -514,7 +516,8 @@ def prune_snapshots(home: Path, keep: int) -> dict[str, int]:
     old = versions[:-max(1, keep)]
     kept = {(f.stat().st_ino) for v in versions[-max(1, keep):] for f in v.rglob("*") if f.is_file()}
     freed = sum(f.stat().st_size for v in old for f in v.rglob("*") if f.is_file() and f.stat().st_ino not in kept)
-    _prune(root, max(1, keep))
+    if not dry_run:
+        _prune(root, max(1, keep))
     return {"versions": len(old), "bytes": freed}
 
 

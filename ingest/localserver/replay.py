@@ -44,6 +44,8 @@ class LiveFeed:
     def __init__(self, full: Dataset, replay: Replay, *, clock: Callable[[], float] = time.monotonic) -> None:
         self.replay, self.clock = replay, clock
         replies = sorted((r for v in full.videos.values() for r in v.replies.values()), key=lambda r: (r.ctime, r.rpid))
+        if not replies:
+            raise ValueError("the sample holds no comments: nothing to replay")
         cut = int(len(replies) * replay.start_share)
         self.t0 = replies[cut].ctime if cut < len(replies) else replies[-1].ctime
         self.t_end = replies[-1].ctime
@@ -88,8 +90,8 @@ class LiveFeed:
                 shown = _bare(reply)
                 if reply.root:
                     root = video.replies.get(reply.root)
-                    if root is None:  # its root is not out yet (never, in time order): wait with it
-                        continue
+                    if root is None:  # a reply older than its root: the sample's threads never have one
+                        raise ValueError(f"reply {reply.rpid} comes before its root {reply.root}")
                     root.children.append(shown)
                 else:
                     full_video = self._full.videos[reply.aid]

@@ -54,6 +54,7 @@ def gated(tmp_path_factory: pytest.TempPathFactory, tiny_encoder: Path):
     _cli("import", "goemotions", str(folder), "--home", str(home))
     champion = _train(home)
     _shuffle_training_labels(home)
+    _cli("publish", "--home", str(home))  # training reads the published snapshot
     challenger = _train(home)
     yield home, champion, challenger
     mp.undo()

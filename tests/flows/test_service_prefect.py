@@ -99,9 +99,9 @@ def test_a_scheduled_deployment_runs_on_a_real_prefect_server(tmp_path, server) 
             runs = httpx.post(f"{api}/flow_runs/filter", timeout=10, json={
                 "flow_runs": {"deployment_id": {"any_": [crawl["id"]]}, "state": {"type": {"any_": ["COMPLETED"]}}},
             }).json()
-            return [r for r in runs if r["auto_scheduled"]]
+            return sorted((r for r in runs if r["auto_scheduled"]), key=lambda r: r["start_time"])
 
-        (run, *_) = _wait("an auto-scheduled crawl run to complete", completed, procs, 180)
+        (run, *_) = _wait("an auto-scheduled crawl run to complete", completed, procs, 180)  # the first
     finally:
         for proc in reversed(procs):
             proc.terminate()
