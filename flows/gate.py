@@ -204,17 +204,21 @@ def _figures(wh: Warehouse, task: str, model_id: str, champion_id: str | None) -
     return rows, {i: find_model(wh, model_id=i) for i in ids}
 
 
+def _model_and_champion(wh: Warehouse, model_id: str) -> tuple[str, dict[str, Any] | None]:
+    """The task of `model_id` (a LookupError when it is not registered) and that task's champion."""
+    row = find_model_row(wh, model_id)
+    if row is None:
+        raise LookupError(f"no model {model_id!r} in the registry")
+    return row["task"], champion_model(wh, row["task"])
+
+
 def judge(settings: Settings, model_id: str, *, tolerance: float | None = None) -> dict[str, Any]:
     """Decide whether challenger `model_id` replaces its task's champion (see the module)."""
     from .steps import open_warehouse, writer
 
     tol = settings.gate_tolerance if tolerance is None else tolerance
     with open_warehouse(settings, "gate (read)") as wh:
-        row = find_model_row(wh, model_id)
-        if row is None:
-            raise LookupError(f"no model {model_id!r} in the registry")
-        task = row["task"]
-        champion = champion_model(wh, task)
+        task, champion = _model_and_champion(wh, model_id)
         champion_id = champion["model_id"] if champion and champion["model_id"] != model_id else None
         fixed = wh.con.execute("SELECT min(fixed_at) FROM frozen_sets WHERE task = ?", [task]).fetchall()[0][0]
         predates = bool(champion_id and fixed is not None and champion["created_at"] < fixed)
@@ -263,11 +267,7 @@ def promote(settings: Settings, model_id: str) -> dict[str, Any]:
     from .steps import open_warehouse, writer
 
     with open_warehouse(settings, "promote (read)") as wh:
-        row = find_model_row(wh, model_id)
-        if row is None:
-            raise LookupError(f"no model {model_id!r} in the registry")
-        task = row["task"]
-        champion = champion_model(wh, task)
+        task, champion = _model_and_champion(wh, model_id)
         champion_id = champion["model_id"] if champion else None
         if champion_id == model_id:
             raise ValueError(f"model {model_id} is already the {task} champion")
