@@ -94,6 +94,10 @@ def training_rows(settings: Settings, task: str, rows: pd.DataFrame, *, seed: in
         return rows
     with snapshot(settings) as con:
         kind, keys = frozen_keys(con, task)
+        first = not con.execute("SELECT count(*) FROM models WHERE task = ?", [task]).fetchall()[0][0]
+    if kind is None and first and not settings.gate_freeze_first:
+        log.info("%s: the first model trains on everything; the frozen set is drawn at the next training", task)
+        return rows
     if kind is None:
         with writer(settings, f"freeze {task}") as wh:
             kind, keys = frozen_keys(wh, task)  # another process may have drawn it meanwhile

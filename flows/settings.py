@@ -132,6 +132,9 @@ class Settings(BaseSettings):
         "frozen set is at least the champion's minus this")
     gate_frozen_share: float = Field(0.1, gt=0, lt=1, description="share of a task's data (whole videos, "
                                      "pairs, texts; trend: label months) frozen for the promotion gate")
+    gate_freeze_first: bool = Field(
+        True, description="draw a task's frozen set before its first model trains; False: at its second "
+        "training (the first champion, which saw all the data, then gives way to that model uncompared)")
     retrain_profile: Literal["light", "cpu", "gpu"] = Field(
         "cpu", description="profile of scheduled retrains (a job's `params.profile` overrides it)")
     gc_keep_models: int = Field(3, ge=0, description="`emopulse gc`: rejected, retired and archived versions "

@@ -60,6 +60,9 @@ def test_model_registered_with_checksum_and_loads_in_onnx_runtime(demo_home: Pat
     models = query(demo_home, "SELECT model_id, task, version, sha256, artifacts ->> 'onnx' AS onnx, "
                               "metrics FROM models")
     assert len(models) == 1
+    # the demo's first model saw every video: its frozen set is drawn at the next training
+    assert query(demo_home, "SELECT count(*) AS n FROM frozen_sets").iat[0, 0] == 0
+    assert query(demo_home, "SELECT status FROM models").iat[0, 0] == "champion"
     model = models.iloc[0]
     assert model["task"] == "emoji" and model["version"] == 1
     onnx_path = demo_home / model["onnx"]  # artifact paths are relative to the home

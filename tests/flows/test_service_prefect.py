@@ -99,9 +99,9 @@ def test_a_scheduled_deployment_runs_on_a_real_prefect_server(tmp_path, server) 
             runs = httpx.post(f"{api}/flow_runs/filter", timeout=10, json={
                 "flow_runs": {"deployment_id": {"any_": [crawl["id"]]}, "state": {"type": {"any_": ["COMPLETED"]}}},
             }).json()
-            return sorted((r for r in runs if r["auto_scheduled"]), key=lambda r: r["start_time"])
+            return [r for r in runs if r["auto_scheduled"]]
 
-        (run, *_) = _wait("an auto-scheduled crawl run to complete", completed, procs, 180)  # the first
+        runs = _wait("an auto-scheduled crawl run to complete", completed, procs, 180)
     finally:
         for proc in reversed(procs):
             proc.terminate()
@@ -111,8 +111,11 @@ def test_a_scheduled_deployment_runs_on_a_real_prefect_server(tmp_path, server) 
             except subprocess.TimeoutExpired:
                 proc.kill()
         logs.close()
-    mine = [r for r in _final(home).values() if r["runner"] == f"prefect:{run['id']}"]
-    assert {(r["job"], r["trigger"], r["status"]) for r in mine} == {
-        ("crawl", "schedule", "completed"), ("score", "after:crawl", "skipped")}
-    (crawled,) = [r for r in mine if r["job"] == "crawl"]
-    assert crawled["rows_changed"] >= len(video.replies)
+    crawled = []
+    for run in runs:  # each flow run: its crawl, then the score after it (no model yet: skipped)
+        mine = [r for r in _final(home).values() if r["runner"] == f"prefect:{run['id']}"]
+        assert {(r["job"], r["trigger"], r["status"]) for r in mine} == {
+            ("crawl", "schedule", "completed"), ("score", "after:crawl", "skipped")}
+        crawled += [r["rows_changed"] for r in mine if r["job"] == "crawl"]
+    # runs may overlap (one waits for the writer): one of them stored the video's comments
+    assert max(crawled) >= len(video.replies)
